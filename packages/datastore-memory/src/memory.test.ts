@@ -1,0 +1,95 @@
+import { ManualClock } from '@calyx/core';
+import { runConformanceSuite } from '@calyx/datastore/testing';
+import { describe, expect, it } from 'vitest';
+import { LeaseKeeper, createDatastore } from '@calyx/datastore';
+import { MemoryBackend, MemoryDatastore, MemoryEngine, createMemoryDatastore } from './index.js';
+
+const clocks = new WeakMap<object, ManualClock>();
+
+runConformanceSuite({
+  name: 'memory',
+  async open() {
+    const clock = new ManualClock();
+    const engine = new MemoryEngine({ clock });
+    clocks.set(engine, clock);
+    return new MemoryDatastore(engine);
+  },
+  async connect(store) {
+    return (store as MemoryDatastore).connect();
+  },
+  advanceTime(store, ms) {
+    clocks.get((store as MemoryDatastore).engine)!.advance(ms);
+  },
+  propertyRuns: 100,
+});
+
+describe('memory engine specifics', () => {
+  it('auto-compacts history beyond the retained window', async () => {
+    const store = createMemoryDatastore({ retainRevisions: 10 });
+    const first = await store.put('/k', '0');
+    for (let i = 1; i <= 30; i++) await store.put('/k', String(i));
+    await expect(store.get('/k', { revision: first.modRevision })).rejects.toThrow(/compacted/);
+    const rev = await store.revision();
+    expect((await store.get('/k', { revision: rev - 5n }))?.value).toBe('25');
+    await store.close();
+  });
+
+  it('stops lease timers when the last handle closes', async () => {
+    const clock = new ManualClock();
+    const store = createMemoryDatastore({ clock });
+    await store.grantLease(5);
+    expect(clock.pendingTimers()).toBe(1);
+    const other = store.connect();
+    await store.close();
+    expect(clock.pendingTimers()).toBe(1);
+    await other.close();
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('opens memory:// URLs through createDatastore, sharing data by name', async () => {
+    const backend = new MemoryBackend();
+    const a = await createDatastore('memory://demo', { backends: [backend] });
+    const b = await createDatastore('memory://demo', { backends: [backend] });
+    const c = await createDatastore('memory://other', { backends: [backend] });
+    await a.put('/x', 'shared');
+    expect((await b.get('/x'))?.value).toBe('shared');
+    expect(await c.get('/x')).toBeUndefined();
+    await expect(createDatastore('etcd://localhost:2379', { backends: [backend] })).rejects.toThrow(
+      "no datastore backend for 'etcd://localhost:2379' (supported: memory://)",
+    );
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+});
+
+describe('LeaseKeeper over the memory store', () => {
+  it('keeps a lease alive, reports freshness, and signals loss', async () => {
+    const clock = new ManualClock();
+    const store = createMemoryDatastore({ clock });
+    const keeper = new LeaseKeeper(store, { ttlSeconds: 3, clock });
+    const id = await keeper.start();
+    await store.put('/alive', 'x', { lease: id });
+    for (let i = 0; i < 10; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect((await store.get('/alive'))?.value).toBe('x');
+    expect(keeper.isFresh(1000)).toBe(true);
+    // Someone else revokes it: the next keepalive notices.
+    await store.revokeLease(id);
+    clock.advance(1000);
+    await expect(keeper.lost).resolves.toBe('expired');
+    expect(keeper.isFresh()).toBe(false);
+    await keeper.close();
+    await store.close();
+  });
+
+  it('revokes on close, deleting the attached keys', async () => {
+    const store = createMemoryDatastore({ clock: new ManualClock() });
+    const keeper = new LeaseKeeper(store, { ttlSeconds: 30 });
+    const id = await keeper.start();
+    await store.put('/mine', 'x', { lease: id });
+    await keeper.close();
+    expect(await store.get('/mine')).toBeUndefined();
+    await store.close();
+  });
+});

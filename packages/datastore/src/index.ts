@@ -1,0 +1,54 @@
+export type {
+  Revision,
+  LeaseId,
+  KeyValue,
+  ReadOptions,
+  ListResult,
+  PutOptions,
+  UpdateOptions,
+  DeleteOptions,
+  Compare,
+  CompareTarget,
+  TxnOp,
+  TxnRequest,
+  TxnOpResult,
+  TxnResult,
+  WatchEvent,
+  ResyncSignal,
+  WatchMessage,
+  WatchOptions,
+  Lease,
+  Datastore,
+} from './types.js';
+export {
+  DatastoreError,
+  NotFoundError,
+  AlreadyExistsError,
+  ConflictError,
+  CompactedError,
+  FutureRevisionError,
+  ClosedError,
+  InvalidKeyError,
+  InvalidArgumentError,
+  ValueTooLargeError,
+  LeaseNotFoundError,
+  UnavailableError,
+  UnsupportedUrlError,
+} from './errors.js';
+export {
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  MAX_TXN_OPS,
+  validateKey,
+  validatePrefix,
+  validateValue,
+  validateRevision,
+  validateTtl,
+  validateTxn,
+  hasPrefix,
+} from './validate.js';
+export { ResourceClient, ResourceTxn, decodeResource, encodeResource, kindOfKey, type Stored } from './resource-client.js';
+export { Syncer, type SyncerOptions, type SyncerMessage, type SyncerChange } from './syncer.js';
+export { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
+export { createDatastore, originalUrl, type DatastoreBackend, type OpenOptions } from './registry.js';
+export { DATASTORE, RESOURCE_CLIENT, datastoreModule } from './di.js';

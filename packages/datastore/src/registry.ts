@@ -1,0 +1,43 @@
+import type { Clock, Logger } from '@calyx/core';
+import { UnsupportedUrlError } from './errors.js';
+import type { Datastore } from './types.js';
+
+export interface OpenOptions {
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/** An adapter's entry point: which URL schemes it serves and how to open one. */
+export interface DatastoreBackend {
+  readonly schemes: readonly string[];
+  open(url: URL, opts: OpenOptions): Promise<Datastore>;
+}
+
+/**
+ * Opens a datastore by URL (`memory://`, `etcd://h1:2379,h2:2379`, `redis://h:6379`, …)
+ * with whichever backends the application passes in.
+ */
+export async function createDatastore(
+  url: string,
+  opts: OpenOptions & { backends: readonly DatastoreBackend[] },
+): Promise<Datastore> {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  const supported = opts.backends.flatMap((b) => b.schemes);
+  const backend = scheme ? opts.backends.find((b) => b.schemes.includes(scheme)) : undefined;
+  if (!backend) throw new UnsupportedUrlError(url, supported);
+  // Comma-separated hosts (etcd clusters) are not valid URL authorities: parse the first and
+  // leave the raw string to the backend through `url.href`'s original in `search` untouched.
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = new URL(url.replace(/^([^:]+:\/\/)([^/,]+),[^/]*/, '$1$2'));
+    parsed.hash = encodeURIComponent(url);
+  }
+  return backend.open(parsed, { ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
+}
+
+/** The original URL string (handles the comma-separated host lists createDatastore accepts). */
+export function originalUrl(url: URL): string {
+  return url.hash.length > 1 ? decodeURIComponent(url.hash.slice(1)) : url.href;
+}
