@@ -28,7 +28,18 @@ const DEBIAN = {
   'redis-server': 'redis-server',
   'redis-cli': 'redis-tools',
 };
-const DATAPLANE = ['ip', 'bird', 'birdc', 'dnsmasq', 'iptables', 'iptables-restore', 'ip6tables', 'ipset', 'busybox', 'ping'];
+const DATAPLANE = [
+  'ip',
+  'bird',
+  'birdc',
+  'dnsmasq',
+  'iptables',
+  'iptables-restore',
+  'ip6tables',
+  'ipset',
+  'busybox',
+  'ping',
+];
 const NEEDS = {
   demo: DATAPLANE,
   test: [...DATAPLANE, 'dhclient', 'etcd', 'etcdctl', 'redis-server', 'redis-cli'],
@@ -84,7 +95,9 @@ function ensureDebianPackages(bins) {
   const missing = [...new Set(bins.filter((b) => !which(b)).map((b) => DEBIAN[b]))];
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
-    log(`missing Debian packages: ${missing.join(' ')} (run as root, or: apt-get install ${missing.join(' ')})`);
+    log(
+      `missing Debian packages: ${missing.join(' ')} (run as root, or: apt-get install ${missing.join(' ')})`,
+    );
     process.exit(1);
   }
   log(`installing Debian packages: ${missing.join(' ')}`);
@@ -99,7 +112,9 @@ function ensureDebianPackages(bins) {
 function ensureNpmPackages() {
   const lock = join(root, 'package-lock.json');
   const stampFile = join(root, 'node_modules', '.calyx-bootstrap-stamp');
-  const want = existsSync(lock) ? `${statSync(lock).size}:${readFileSync(lock, 'utf8').length}:${hash(readFileSync(lock, 'utf8'))}` : 'none';
+  const want = existsSync(lock)
+    ? `${statSync(lock).size}:${readFileSync(lock, 'utf8').length}:${hash(readFileSync(lock, 'utf8'))}`
+    : 'none';
   if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === want) return;
   log('installing npm packages (npm ci)');
   must(['npm', 'ci', '--no-audit', '--no-fund']);
@@ -123,12 +138,22 @@ ensureDebianPackages(NEEDS[job]);
 
 switch (job) {
   case 'demo':
-    must(nx(['run-many', '-t', 'build', '--projects=@calyx/demo', '--with-deps', '--output-style=static']));
+    must(nx(['run', '@calyx/demo:build', '--output-style=static']));
     process.exit(run(['node', 'packages/demo/dist/main.js', ...jobArgs]));
   case 'test':
+    must(['npx', '--no-install', 'prettier', '--check', '--log-level=warn', '.']);
     must(nx(['run-many', '-t', 'build', 'lint', 'typecheck', 'test', '--output-style=static']));
     process.exit(run(nx(['run-many', '-t', 'test-int', '--parallel=1', '--output-style=stream'])));
   case 'bench':
-    must(nx(['run-many', '-t', 'build', '--output-style=static']));
-    process.exit(run(['node', 'tools/bench/dist/main.js', ...jobArgs]));
+    // Benchmarks run from sources (tsx), like the tests; nothing to build first.
+    process.exit(
+      run([
+        'node',
+        '--conditions=@calyx/source',
+        '--import',
+        'tsx',
+        'tools/bench/src/main.ts',
+        ...jobArgs,
+      ]),
+    );
 }

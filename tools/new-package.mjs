@@ -47,14 +47,24 @@ mkdirSync(join(dir, 'src'), { recursive: true });
 writeFileSync(join(dir, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
 writeFileSync(
   join(dir, 'tsconfig.json'),
-  JSON.stringify({ extends: '../../tsconfig.base.json', compilerOptions: { noEmit: true }, include: ['src'] }, null, 2) + '\n',
+  JSON.stringify(
+    { extends: '../../tsconfig.base.json', compilerOptions: { noEmit: true }, include: ['src'] },
+    null,
+    2,
+  ) + '\n',
 );
 writeFileSync(
   join(dir, 'tsconfig.build.json'),
   JSON.stringify(
     {
       extends: '../../tsconfig.base.json',
-      compilerOptions: { customConditions: [], rootDir: 'src', outDir: 'dist', emitDeclarationOnly: true, noEmit: false },
+      compilerOptions: {
+        customConditions: [],
+        rootDir: 'src',
+        outDir: 'dist',
+        emitDeclarationOnly: true,
+        noEmit: false,
+      },
       include: ['src'],
       exclude: ['src/**/*.test.ts', 'src/**/*.bench.ts'],
     },

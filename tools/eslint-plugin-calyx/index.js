@@ -18,15 +18,21 @@ function allowedDeps(name, isTest) {
   const out = new Set();
   for (const d of row.deps) {
     if (d === '*libraries') {
-      for (const [n, r] of Object.entries(table)) if (r.kind === 'library' && n !== name) out.add(n);
+      for (const [n, r] of Object.entries(table))
+        if (r.kind === 'library' && n !== name) out.add(n);
     } else out.add(d);
   }
-  if (isTest) for (const d of row.testOnly ?? []) out.add(d);
+  if (isTest) {
+    for (const d of row.testOnly ?? []) out.add(d);
+    for (const [n, r] of Object.entries(table)) if (r.kind === 'tool') out.add(n);
+  }
   return out;
 }
 
 function ownPackage(filename) {
-  const rel = filename.startsWith(workspaceRoot + sep) ? filename.slice(workspaceRoot.length + 1) : null;
+  const rel = filename.startsWith(workspaceRoot + sep)
+    ? filename.slice(workspaceRoot.length + 1)
+    : null;
   if (!rel) return null;
   const parts = rel.split(sep);
   if ((parts[0] === 'packages' || parts[0] === 'tools') && parts[1]) {
@@ -65,14 +71,16 @@ const packageBoundaries = {
         "Library '{{from}}' may not import application '@calyx/{{to}}': libraries never depend on applications.",
       deepImport:
         "Deep import '{{spec}}': import only a package's public entry points (its package.json \"exports\").",
-      leavesPackage: "Relative import '{{spec}}' leaves package '{{from}}': import '@calyx/<package>' instead.",
+      leavesPackage:
+        "Relative import '{{spec}}' leaves package '{{from}}': import '@calyx/<package>' instead.",
     },
   },
   create(context) {
     const filename = context.filename ?? context.getFilename();
     const own = ownPackage(filename);
     if (!own) return {};
-    const isTest = /\.(int\.)?test\.ts$/.test(filename) || /[\\/]src[\\/]testing[\\/]/.test(filename);
+    const isTest =
+      /\.(int\.test|test|bench)\.ts$/.test(filename) || /[\\/]src[\\/]testing[\\/]/.test(filename);
     const allowed = allowedDeps(own.name, isTest);
 
     function check(node, spec) {
@@ -104,7 +112,11 @@ const packageBoundaries = {
       const fromKind = table[own.name]?.kind;
       const toKind = table[to]?.kind ?? 'unknown';
       if (fromKind === 'library' && toKind === 'application') {
-        context.report({ node, messageId: 'libraryImportsApplication', data: { from: own.name, to } });
+        context.report({
+          node,
+          messageId: 'libraryImportsApplication',
+          data: { from: own.name, to },
+        });
         return;
       }
       context.report({
@@ -118,7 +130,8 @@ const packageBoundaries = {
       ImportDeclaration: (node) => check(node.source, node.source.value),
       ExportNamedDeclaration: (node) => node.source && check(node.source, node.source.value),
       ExportAllDeclaration: (node) => check(node.source, node.source.value),
-      ImportExpression: (node) => node.source.type === 'Literal' && check(node.source, node.source.value),
+      ImportExpression: (node) =>
+        node.source.type === 'Literal' && check(node.source, node.source.value),
     };
   },
 };

@@ -2,7 +2,10 @@ import { AbortedError } from './errors.js';
 import { systemClock, type Clock } from './clock.js';
 
 /** Waits `ms` on `clock`; rejects with AbortedError when `signal` aborts first. */
-export function sleep(ms: number, opts: { signal?: AbortSignal; clock?: Clock } = {}): Promise<void> {
+export function sleep(
+  ms: number,
+  opts: { signal?: AbortSignal; clock?: Clock } = {},
+): Promise<void> {
   const clock = opts.clock ?? systemClock;
   const { signal } = opts;
   return new Promise((resolve, reject) => {

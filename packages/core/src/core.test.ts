@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { AbortedError, AsyncQueue, ManualClock, MemoryLogger, backoffDelay, sleep } from './index.js';
+import {
+  AbortedError,
+  AsyncQueue,
+  ManualClock,
+  MemoryLogger,
+  backoffDelay,
+  sleep,
+} from './index.js';
 
 describe('ManualClock', () => {
   it('fires due timers in time order, including ones scheduled while advancing', () => {

@@ -34,7 +34,8 @@ export class MemoryLogger implements Logger {
   ) {}
 
   private add(level: LogRecord['level'], obj: object | string, msg?: string): void {
-    if (typeof obj === 'string') this.records.push({ level, msg: obj, fields: { ...this.bindings } });
+    if (typeof obj === 'string')
+      this.records.push({ level, msg: obj, fields: { ...this.bindings } });
     else this.records.push({ level, msg, fields: { ...this.bindings, ...obj } });
   }
 

@@ -162,7 +162,8 @@ export class MemoryEngine {
   }
 
   private checkLease(lease: LeaseId | undefined): void {
-    if (lease !== undefined && lease !== 0n && !this.leases.has(lease)) throw new LeaseNotFoundError(lease);
+    if (lease !== undefined && lease !== 0n && !this.leases.has(lease))
+      throw new LeaseNotFoundError(lease);
   }
 
   // --- mutation primitives: callers bump `rev` once per transaction, then call these ---
@@ -188,7 +189,8 @@ export class MemoryEngine {
       version: prev ? prev.version + 1n : 1n,
       lease: leaseId,
     };
-    if (prev?.lease != null && prev.lease !== leaseId) this.leases.get(prev.lease)?.keys.delete(key);
+    if (prev?.lease != null && prev.lease !== leaseId)
+      this.leases.get(prev.lease)?.keys.delete(key);
     if (leaseId !== null) this.leases.get(leaseId)!.keys.add(key);
     this.current.set(key, kv);
     this.record(key, kv);
@@ -215,7 +217,8 @@ export class MemoryEngine {
   }
 
   private afterCommit(): void {
-    if (this.retain > 0n && this.rev - this.compactRev > this.retain * 2n) this.compact(this.rev - this.retain);
+    if (this.retain > 0n && this.rev - this.compactRev > this.retain * 2n)
+      this.compact(this.rev - this.retain);
   }
 
   // --- operations ---
@@ -232,7 +235,8 @@ export class MemoryEngine {
   update(key: string, value: string, expected: Revision | undefined, lease?: LeaseId): KeyValue {
     const cur = this.current.get(key);
     if (!cur) throw new NotFoundError(key);
-    if (expected !== undefined && cur.modRevision !== expected) throw new ConflictError(key, expected, cur.modRevision);
+    if (expected !== undefined && cur.modRevision !== expected)
+      throw new ConflictError(key, expected, cur.modRevision);
     this.checkLease(lease);
     this.rev++;
     const kv = this.writeKey(key, value, lease);
@@ -251,7 +255,8 @@ export class MemoryEngine {
   delete(key: string, expected: Revision | undefined): KeyValue {
     const cur = this.current.get(key);
     if (!cur) throw new NotFoundError(key);
-    if (expected !== undefined && cur.modRevision !== expected) throw new ConflictError(key, expected, cur.modRevision);
+    if (expected !== undefined && cur.modRevision !== expected)
+      throw new ConflictError(key, expected, cur.modRevision);
     this.rev++;
     const prev = this.deleteKey(key)!;
     this.afterCommit();
@@ -262,7 +267,9 @@ export class MemoryEngine {
     const succeeded = req.compares.every((c) => this.holds(c));
     const ops: TxnOp[] = succeeded ? req.success : (req.failure ?? []);
     for (const op of ops) if (op.type === 'put') this.checkLease(op.lease);
-    const writes = ops.some((op) => op.type === 'put' || (op.type === 'delete' && this.current.has(op.key)));
+    const writes = ops.some(
+      (op) => op.type === 'put' || (op.type === 'delete' && this.current.has(op.key)),
+    );
     if (writes) this.rev++;
     const results: TxnOpResult[] = ops.map((op) => {
       switch (op.type) {
@@ -338,7 +345,13 @@ export class MemoryEngine {
 
   grantLease(ttlSeconds: number): Lease {
     const id = this.nextLease++;
-    const state: LeaseState = { id, ttlMs: ttlSeconds * 1000, expiresAt: 0, keys: new Set(), timer: undefined };
+    const state: LeaseState = {
+      id,
+      ttlMs: ttlSeconds * 1000,
+      expiresAt: 0,
+      keys: new Set(),
+      timer: undefined,
+    };
     this.leases.set(id, state);
     this.arm(state);
     return { id, ttlSeconds };

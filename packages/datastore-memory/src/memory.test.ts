@@ -93,3 +93,19 @@ describe('LeaseKeeper over the memory store', () => {
     await store.close();
   });
 });
+
+describe('dependency injection', () => {
+  it('binds the datastore and a resource client through datastoreModule', async () => {
+    const { Container } = await import('inversify');
+    const { DATASTORE, RESOURCE_CLIENT, datastoreModule, ResourceClient } =
+      await import('@calyx/datastore');
+    const store = createMemoryDatastore();
+    const container = new Container();
+    container.load(datastoreModule(store));
+    expect(container.get(DATASTORE)).toBe(store);
+    const client = container.get<InstanceType<typeof ResourceClient>>(RESOURCE_CLIENT);
+    await client.create('Network', { id: 'n1' });
+    expect((await store.get('/calyx/v1/network/n1'))?.value).toContain('"id":"n1"');
+    await store.close();
+  });
+});

@@ -40,7 +40,8 @@ export class SortedKeys {
       let i = 0;
       let j = 0;
       let o = 0;
-      while (i < base.length && j < add.length) merged[o++] = byteOrder(base[i]!, add[j]!) <= 0 ? base[i++]! : add[j++]!;
+      while (i < base.length && j < add.length)
+        merged[o++] = byteOrder(base[i]!, add[j]!) <= 0 ? base[i++]! : add[j++]!;
       while (i < base.length) merged[o++] = base[i++]!;
       while (j < add.length) merged[o++] = add[j++]!;
       base = merged;

@@ -15,8 +15,12 @@ import {
 import { ReferenceModel } from './testing/index.js';
 
 describe('key validation', () => {
-  it.each(['/a', '/calyx/v1/network/n1', '/a-b_c.d:e@f', '/'])('accepts %s', (k) => expect(() => validateKey(k)).not.toThrow());
-  it.each(['', 'a', '/a b', '/a/', '//a', '/\u00e9', '/a\nb'])('rejects %j', (k) => expect(() => validateKey(k)).toThrow(InvalidKeyError));
+  it.each(['/a', '/calyx/v1/network/n1', '/a-b_c.d:e@f', '/'])('accepts %s', (k) =>
+    expect(() => validateKey(k)).not.toThrow(),
+  );
+  it.each(['', 'a', '/a b', '/a/', '//a', '/\u00e9', '/a\nb'])('rejects %j', (k) =>
+    expect(() => validateKey(k)).toThrow(InvalidKeyError),
+  );
   it('allows a trailing slash on prefixes only', () => {
     expect(() => validatePrefix('/calyx/v1/')).not.toThrow();
     expect(() => validateKey('/calyx/v1/')).toThrow(/prefix/);
@@ -25,16 +29,47 @@ describe('key validation', () => {
 
 describe('transaction validation', () => {
   it('rejects duplicate writes, unknown ops and oversize transactions', () => {
-    expect(() => validateTxn({ compares: [], success: [{ type: 'put', key: '/a', value: '' }, { type: 'put', key: '/a', value: '' }] })).toThrow(
-      "transaction success writes '/a' twice",
-    );
-    expect(() => validateTxn({ compares: [], success: [], failure: [{ type: 'delete', key: '/a' }, { type: 'delete', key: '/a' }] })).toThrow(
-      InvalidArgumentError,
-    );
-    expect(() => validateTxn({ compares: [], success: [{ type: 'get', key: '/a' }, { type: 'put', key: '/a', value: '' }] })).not.toThrow();
-    expect(() => validateTxn({ compares: [], success: [{ type: 'bogus', key: '/a' } as never] })).toThrow(/unknown transaction op/);
-    expect(() => validateTxn({ compares: [{ key: '/a', target: 'value', op: '<', value: 'x' } as never], success: [] })).toThrow(/'=' and '!='/);
-    const many = Array.from({ length: MAX_TXN_OPS + 1 }, (_, i) => ({ type: 'get' as const, key: `/k${i}` }));
+    expect(() =>
+      validateTxn({
+        compares: [],
+        success: [
+          { type: 'put', key: '/a', value: '' },
+          { type: 'put', key: '/a', value: '' },
+        ],
+      }),
+    ).toThrow("transaction success writes '/a' twice");
+    expect(() =>
+      validateTxn({
+        compares: [],
+        success: [],
+        failure: [
+          { type: 'delete', key: '/a' },
+          { type: 'delete', key: '/a' },
+        ],
+      }),
+    ).toThrow(InvalidArgumentError);
+    expect(() =>
+      validateTxn({
+        compares: [],
+        success: [
+          { type: 'get', key: '/a' },
+          { type: 'put', key: '/a', value: '' },
+        ],
+      }),
+    ).not.toThrow();
+    expect(() =>
+      validateTxn({ compares: [], success: [{ type: 'bogus', key: '/a' } as never] }),
+    ).toThrow(/unknown transaction op/);
+    expect(() =>
+      validateTxn({
+        compares: [{ key: '/a', target: 'value', op: '<', value: 'x' } as never],
+        success: [],
+      }),
+    ).toThrow(/'=' and '!='/);
+    const many = Array.from({ length: MAX_TXN_OPS + 1 }, (_, i) => ({
+      type: 'get' as const,
+      key: `/k${i}`,
+    }));
     expect(() => validateTxn({ compares: [], success: many })).toThrow(/at most/);
   });
 });
@@ -52,12 +87,19 @@ describe('createDatastore', () => {
   it('dispatches by scheme and keeps comma-separated cluster URLs intact', async () => {
     await createDatastore('etcd://10.0.0.1:2379,10.0.0.2:2379', { backends: [fake] });
     await createDatastore('etcds://etcd.example:2379/?ca=/x', { backends: [fake] });
-    expect(seen).toEqual(['etcd://10.0.0.1:2379,10.0.0.2:2379', 'etcds://etcd.example:2379/?ca=/x']);
+    expect(seen).toEqual([
+      'etcd://10.0.0.1:2379,10.0.0.2:2379',
+      'etcds://etcd.example:2379/?ca=/x',
+    ]);
   });
 
   it('names the supported schemes for an unknown one', async () => {
-    await expect(createDatastore('redis://h:6379', { backends: [fake] })).rejects.toThrow(UnsupportedUrlError);
-    await expect(createDatastore('nonsense', { backends: [fake] })).rejects.toThrow('supported: etcd://, etcds://');
+    await expect(createDatastore('redis://h:6379', { backends: [fake] })).rejects.toThrow(
+      UnsupportedUrlError,
+    );
+    await expect(createDatastore('nonsense', { backends: [fake] })).rejects.toThrow(
+      'supported: etcd://, etcds://',
+    );
   });
 });
 
@@ -65,10 +107,21 @@ describe('reference model', () => {
   it('follows etcd semantics for the basics', () => {
     const m = new ReferenceModel(10n);
     expect(m.apply({ op: 'create', key: '/a', value: '1' })).toEqual({ ok: true });
-    expect(m.apply({ op: 'create', key: '/a', value: '1' })).toEqual({ ok: false, error: 'ALREADY_EXISTS' });
-    expect(m.apply({ op: 'update', key: '/a', value: '2', expected: 'stale' })).toEqual({ ok: false, error: 'CONFLICT' });
+    expect(m.apply({ op: 'create', key: '/a', value: '1' })).toEqual({
+      ok: false,
+      error: 'ALREADY_EXISTS',
+    });
+    expect(m.apply({ op: 'update', key: '/a', value: '2', expected: 'stale' })).toEqual({
+      ok: false,
+      error: 'CONFLICT',
+    });
     expect(m.apply({ op: 'delete', key: '/b' })).toEqual({ ok: false, error: 'NOT_FOUND' });
-    const r = m.apply({ op: 'txn', compares: [{ key: '/zz', target: 'value', op: '!=', value: 'x' }], success: [], failure: [{ type: 'delete', key: '/nope' }] });
+    const r = m.apply({
+      op: 'txn',
+      compares: [{ key: '/zz', target: 'value', op: '!=', value: 'x' }],
+      success: [],
+      failure: [{ type: 'delete', key: '/nope' }],
+    });
     expect(r).toMatchObject({ ok: true, succeeded: false });
     expect(m.revision).toBe(11n);
     expect(m.list('/')).toMatchObject([{ key: '/a', version: 1n, createRevision: 11n }]);

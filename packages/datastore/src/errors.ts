@@ -37,7 +37,10 @@ export class CompactedError extends DatastoreError {
     readonly requestedRevision: Revision,
     readonly compactRevision: Revision,
   ) {
-    super('COMPACTED', `revision ${requestedRevision} has been compacted (compacted up to ${compactRevision})`);
+    super(
+      'COMPACTED',
+      `revision ${requestedRevision} has been compacted (compacted up to ${compactRevision})`,
+    );
   }
 }
 
@@ -47,7 +50,10 @@ export class FutureRevisionError extends DatastoreError {
     readonly requestedRevision: Revision,
     readonly currentRevision: Revision,
   ) {
-    super('FUTURE_REVISION', `revision ${requestedRevision} is after the current revision ${currentRevision}`);
+    super(
+      'FUTURE_REVISION',
+      `revision ${requestedRevision} is after the current revision ${currentRevision}`,
+    );
   }
 }
 
@@ -62,7 +68,10 @@ export class InvalidKeyError extends DatastoreError {
     readonly key: string,
     readonly reason: string,
   ) {
-    super('INVALID_KEY', `invalid key ${JSON.stringify(key.length > 100 ? key.slice(0, 100) + '…' : key)}: ${reason}`);
+    super(
+      'INVALID_KEY',
+      `invalid key ${JSON.stringify(key.length > 100 ? key.slice(0, 100) + '…' : key)}: ${reason}`,
+    );
   }
 }
 
@@ -100,6 +109,9 @@ export class UnsupportedUrlError extends DatastoreError {
     readonly url: string,
     readonly supported: string[],
   ) {
-    super('UNSUPPORTED_URL', `no datastore backend for '${url}' (supported: ${supported.map((s) => `${s}://`).join(', ') || 'none'})`);
+    super(
+      'UNSUPPORTED_URL',
+      `no datastore backend for '${url}' (supported: ${supported.map((s) => `${s}://`).join(', ') || 'none'})`,
+    );
   }
 }

@@ -47,8 +47,20 @@ export {
   validateTxn,
   hasPrefix,
 } from './validate.js';
-export { ResourceClient, ResourceTxn, decodeResource, encodeResource, kindOfKey, type Stored } from './resource-client.js';
+export {
+  ResourceClient,
+  ResourceTxn,
+  decodeResource,
+  encodeResource,
+  kindOfKey,
+  type Stored,
+} from './resource-client.js';
 export { Syncer, type SyncerOptions, type SyncerMessage, type SyncerChange } from './syncer.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
-export { createDatastore, originalUrl, type DatastoreBackend, type OpenOptions } from './registry.js';
+export {
+  createDatastore,
+  originalUrl,
+  type DatastoreBackend,
+  type OpenOptions,
+} from './registry.js';
 export { DATASTORE, RESOURCE_CLIENT, datastoreModule } from './di.js';

@@ -1,4 +1,11 @@
-import { deferred, silentLogger, systemClock, type Clock, type Logger, type TimerHandle } from '@calyx/core';
+import {
+  deferred,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+  type TimerHandle,
+} from '@calyx/core';
 import { LeaseNotFoundError } from './errors.js';
 import type { Datastore, LeaseId } from './types.js';
 
@@ -56,7 +63,9 @@ export class LeaseKeeper {
 
   /** True when the lease is known to outlive `marginMs` from now. */
   isFresh(marginMs = 0): boolean {
-    return !this.isLost && !this.closed && this.clock.now() + marginMs < this.lastRefreshMs + this.ttlMs;
+    return (
+      !this.isLost && !this.closed && this.clock.now() + marginMs < this.lastRefreshMs + this.ttlMs
+    );
   }
 
   private schedule(): void {
@@ -88,7 +97,10 @@ export class LeaseKeeper {
         this.markLost('expired');
         return;
       }
-      this.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'lease keepalive failed; retrying');
+      this.logger.warn(
+        { err: e instanceof Error ? e.message : String(e) },
+        'lease keepalive failed; retrying',
+      );
       if (this.clock.now() >= this.lastRefreshMs + this.ttlMs) {
         this.markLost('not refreshed within its TTL');
         return;

@@ -34,7 +34,10 @@ export async function createDatastore(
     parsed = new URL(url.replace(/^([^:]+:\/\/)([^/,]+),[^/]*/, '$1$2'));
     parsed.hash = encodeURIComponent(url);
   }
-  return backend.open(parsed, { ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
+  return backend.open(parsed, {
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
 }
 
 /** The original URL string (handles the comma-separated host lists createDatastore accepts). */

@@ -26,11 +26,19 @@ export function decodeResource<K extends Kind>(kind: K, kv: KeyValue): Stored<Re
   try {
     raw = JSON.parse(kv.value);
   } catch {
-    throw new ValidationError(kind, kv.key, [{ field: '', value: kv.value.slice(0, 40), problem: `stored at ${kv.key} is not JSON` }]);
+    throw new ValidationError(kind, kv.key, [
+      { field: '', value: kv.value.slice(0, 40), problem: `stored at ${kv.key} is not JSON` },
+    ]);
   }
   const r = safeParseResource(kind, raw);
   if (!r.ok) throw r.error;
-  return { key: kv.key, value: r.value, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version };
+  return {
+    key: kv.key,
+    value: r.value,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+  };
 }
 
 /** The kind a key holds, per the key layout; undefined for keys outside it. */
@@ -50,7 +58,14 @@ export function encodeResource(value: unknown): string {
 
 type Write =
   | { op: 'create'; kind: Kind; key: string; value: string; lease?: LeaseId }
-  | { op: 'update'; kind: Kind; key: string; value: string; expectedModRevision?: Revision; lease?: LeaseId }
+  | {
+      op: 'update';
+      kind: Kind;
+      key: string;
+      value: string;
+      expectedModRevision?: Revision;
+      lease?: LeaseId;
+    }
   | { op: 'put'; kind: Kind; key: string; value: string; lease?: LeaseId }
   | { op: 'delete'; kind: Kind; key: string; expectedModRevision?: Revision };
 
@@ -65,13 +80,29 @@ export class ResourceTxn {
 
   create<K extends Kind>(kind: K, input: InputOf<K>, opts: { lease?: LeaseId } = {}): this {
     const v = this.client.validate(kind, input);
-    this.writes.push({ op: 'create', kind, key: keyOf(kind, v), value: encodeResource(v), ...opts });
+    this.writes.push({
+      op: 'create',
+      kind,
+      key: keyOf(kind, v),
+      value: encodeResource(v),
+      ...opts,
+    });
     return this;
   }
 
-  update<K extends Kind>(kind: K, input: InputOf<K>, opts: { expectedModRevision?: Revision; lease?: LeaseId } = {}): this {
+  update<K extends Kind>(
+    kind: K,
+    input: InputOf<K>,
+    opts: { expectedModRevision?: Revision; lease?: LeaseId } = {},
+  ): this {
     const v = this.client.validate(kind, input);
-    this.writes.push({ op: 'update', kind, key: keyOf(kind, v), value: encodeResource(v), ...opts });
+    this.writes.push({
+      op: 'update',
+      kind,
+      key: keyOf(kind, v),
+      value: encodeResource(v),
+      ...opts,
+    });
     return this;
   }
 
@@ -98,7 +129,12 @@ export class ResourceTxn {
       switch (w.op) {
         case 'create':
           compares.push({ key: w.key, target: 'exists', value: false });
-          ops.push({ type: 'put', key: w.key, value: w.value, ...(w.lease !== undefined ? { lease: w.lease } : {}) });
+          ops.push({
+            type: 'put',
+            key: w.key,
+            value: w.value,
+            ...(w.lease !== undefined ? { lease: w.lease } : {}),
+          });
           break;
         case 'update':
           compares.push(
@@ -106,10 +142,20 @@ export class ResourceTxn {
               ? { key: w.key, target: 'modRevision', op: '=', value: w.expectedModRevision }
               : { key: w.key, target: 'exists', value: true },
           );
-          ops.push({ type: 'put', key: w.key, value: w.value, ...(w.lease !== undefined ? { lease: w.lease } : {}) });
+          ops.push({
+            type: 'put',
+            key: w.key,
+            value: w.value,
+            ...(w.lease !== undefined ? { lease: w.lease } : {}),
+          });
           break;
         case 'put':
-          ops.push({ type: 'put', key: w.key, value: w.value, ...(w.lease !== undefined ? { lease: w.lease } : {}) });
+          ops.push({
+            type: 'put',
+            key: w.key,
+            value: w.value,
+            ...(w.lease !== undefined ? { lease: w.lease } : {}),
+          });
           break;
         case 'delete':
           compares.push(
@@ -130,11 +176,21 @@ export class ResourceTxn {
       const kv = res?.type === 'get' ? res.kv : undefined;
       if (w.op === 'create' && kv) throw new AlreadyExistsError(w.key);
       if ((w.op === 'update' || w.op === 'delete') && !kv) throw new NotFoundError(w.key);
-      if ((w.op === 'update' || w.op === 'delete') && w.expectedModRevision !== undefined && kv && kv.modRevision !== w.expectedModRevision) {
+      if (
+        (w.op === 'update' || w.op === 'delete') &&
+        w.expectedModRevision !== undefined &&
+        kv &&
+        kv.modRevision !== w.expectedModRevision
+      ) {
         throw new ConflictError(w.key, w.expectedModRevision, kv.modRevision);
       }
     });
-    throw new ConflictError(this.writes[0]?.key ?? '', undefined, undefined, 'transaction preconditions changed while committing');
+    throw new ConflictError(
+      this.writes[0]?.key ?? '',
+      undefined,
+      undefined,
+      'transaction preconditions changed while committing',
+    );
   }
 }
 
@@ -157,22 +213,36 @@ export class ResourceClient {
   }
 
   /** Every resource of the kind (all its prefixes at one revision). Invalid values throw. */
-  async list<K extends Kind>(kind: K, opts: { prefix?: string } = {}): Promise<{ items: Stored<ResourceOf<K>>[]; revision: Revision }> {
+  async list<K extends Kind>(
+    kind: K,
+    opts: { prefix?: string } = {},
+  ): Promise<{ items: Stored<ResourceOf<K>>[]; revision: Revision }> {
     const prefixes = opts.prefix ? [opts.prefix] : KINDS[kind].listPrefixes;
     const items: Stored<ResourceOf<K>>[] = [];
     let revision: Revision | undefined;
     for (const prefix of prefixes) {
       const r = await this.store.list(prefix, revision === undefined ? {} : { revision });
       revision ??= r.revision;
-      for (const kv of r.items) if (kindOfKey(kv.key) === kind) items.push(decodeResource(kind, kv));
+      for (const kv of r.items)
+        if (kindOfKey(kv.key) === kind) items.push(decodeResource(kind, kv));
     }
     return { items, revision: revision ?? 0n };
   }
 
-  async create<K extends Kind>(kind: K, input: InputOf<K>, opts: { lease?: LeaseId } = {}): Promise<Stored<ResourceOf<K>>> {
+  async create<K extends Kind>(
+    kind: K,
+    input: InputOf<K>,
+    opts: { lease?: LeaseId } = {},
+  ): Promise<Stored<ResourceOf<K>>> {
     const v = this.validate(kind, input);
     const kv = await this.store.create(keyOf(kind, v), encodeResource(v), opts);
-    return { key: kv.key, value: v, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version };
+    return {
+      key: kv.key,
+      value: v,
+      createRevision: kv.createRevision,
+      modRevision: kv.modRevision,
+      version: kv.version,
+    };
   }
 
   async update<K extends Kind>(
@@ -182,16 +252,36 @@ export class ResourceClient {
   ): Promise<Stored<ResourceOf<K>>> {
     const v = this.validate(kind, input);
     const kv = await this.store.update(keyOf(kind, v), encodeResource(v), opts);
-    return { key: kv.key, value: v, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version };
+    return {
+      key: kv.key,
+      value: v,
+      createRevision: kv.createRevision,
+      modRevision: kv.modRevision,
+      version: kv.version,
+    };
   }
 
-  async put<K extends Kind>(kind: K, input: InputOf<K>, opts: { lease?: LeaseId } = {}): Promise<Stored<ResourceOf<K>>> {
+  async put<K extends Kind>(
+    kind: K,
+    input: InputOf<K>,
+    opts: { lease?: LeaseId } = {},
+  ): Promise<Stored<ResourceOf<K>>> {
     const v = this.validate(kind, input);
     const kv = await this.store.put(keyOf(kind, v), encodeResource(v), opts);
-    return { key: kv.key, value: v, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version };
+    return {
+      key: kv.key,
+      value: v,
+      createRevision: kv.createRevision,
+      modRevision: kv.modRevision,
+      version: kv.version,
+    };
   }
 
-  async delete<K extends Kind>(kind: K, key: string, opts: { expectedModRevision?: Revision } = {}): Promise<Stored<ResourceOf<K>>> {
+  async delete<K extends Kind>(
+    kind: K,
+    key: string,
+    opts: { expectedModRevision?: Revision } = {},
+  ): Promise<Stored<ResourceOf<K>>> {
     return decodeResource(kind, await this.store.delete(key, opts));
   }
 

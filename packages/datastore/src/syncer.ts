@@ -1,4 +1,12 @@
-import { AsyncQueue, backoffDelay, silentLogger, sleep, systemClock, type Clock, type Logger } from '@calyx/core';
+import {
+  AsyncQueue,
+  backoffDelay,
+  silentLogger,
+  sleep,
+  systemClock,
+  type Clock,
+  type Logger,
+} from '@calyx/core';
 import { ClosedError, UnavailableError } from './errors.js';
 import type { Datastore, KeyValue, Revision, WatchMessage } from './types.js';
 import { validatePrefix } from './validate.js';
@@ -97,8 +105,14 @@ export class Syncer implements AsyncIterable<SyncerMessage> {
       } catch (e) {
         if (this.closed) return;
         if (e instanceof ClosedError) throw e;
-        const delay = backoffDelay(attempt++, { baseMs: this.opts.retryBaseMs ?? 100, maxMs: this.opts.retryMaxMs ?? 5_000 });
-        this.logger.warn({ err: e instanceof Error ? e.message : String(e), retryInMs: delay }, 'syncer: datastore error, will re-list');
+        const delay = backoffDelay(attempt++, {
+          baseMs: this.opts.retryBaseMs ?? 100,
+          maxMs: this.opts.retryMaxMs ?? 5_000,
+        });
+        this.logger.warn(
+          { err: e instanceof Error ? e.message : String(e), retryInMs: delay },
+          'syncer: datastore error, will re-list',
+        );
         this.markResyncing(e instanceof Error ? e.message : String(e));
         try {
           await sleep(delay, { signal: this.stop.signal, clock: this.clock });
@@ -187,7 +201,8 @@ export class Syncer implements AsyncIterable<SyncerMessage> {
     try {
       const watchers = this.opts.prefixes.map(async (prefix) => {
         for await (const m of this.store.watch(prefix, { fromRevision, signal: ac.signal })) {
-          if (m.type === 'resync') return `history compacted at ${m.compactRevision} (watching ${prefix} from ${fromRevision})`;
+          if (m.type === 'resync')
+            return `history compacted at ${m.compactRevision} (watching ${prefix} from ${fromRevision})`;
           apply(m);
         }
         if (ac.signal.aborted) return 'stopped';

@@ -17,11 +17,21 @@ export const hostSchema = z
   })
   .superRefine((h, ctx) => {
     if (h.ipv4Address === null && h.ipv6Address === null) {
-      ctx.addIssue({ code: 'custom', path: ['ipv4Address'], input: null, message: 'is missing: a host needs an IPv4 or IPv6 BGP address' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ipv4Address'],
+        input: null,
+        message: 'is missing: a host needs an IPv4 or IPv6 BGP address',
+      });
     }
     if (h.ipv4Address === null && h.routeReflectorClusterId === null && h.ipv6Address !== null) {
       // BIRD needs a 32-bit router id; an IPv6-only host has none to derive it from.
-      ctx.addIssue({ code: 'custom', path: ['ipv4Address'], input: null, message: 'is missing: BIRD needs an IPv4 router id' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ipv4Address'],
+        input: null,
+        message: 'is missing: BIRD needs an IPv4 router id',
+      });
     }
   });
 export type Host = z.output<typeof hostSchema>;
@@ -39,7 +49,9 @@ export const bgpConfigurationSchema = z.strictObject({
   name: idSchema,
   asNumber: asNumberSchema.default(64512),
   nodeToNodeMesh: z.boolean({ error: 'must be true or false' }).default(true),
-  logLevel: z.enum(['none', 'info', 'debug'], { error: "must be 'none', 'info' or 'debug'" }).default('info'),
+  logLevel: z
+    .enum(['none', 'info', 'debug'], { error: "must be 'none', 'info' or 'debug'" })
+    .default('info'),
   /** Delay between connection attempts (BIRD `connect delay time` / `connect retry time`). */
   connectRetrySeconds: seconds(1, 3600).default(5),
   holdSeconds: seconds(3, 65535).default(90),
@@ -51,7 +63,9 @@ export type BgpConfigurationInput = z.input<typeof bgpConfigurationSchema>;
 /** Printable ASCII without quote or backslash: it is written into BIRD's config. */
 const passwordSchema = z
   .string({ error: 'must be a string' })
-  .regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,80}$/, { error: 'must be 1-80 printable characters without quotes, backslashes or spaces' });
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,80}$/, {
+    error: 'must be 1-80 printable characters without quotes, backslashes or spaces',
+  });
 
 /** An explicit BGP peer: global (every host) or for one host. */
 export const bgpPeerSchema = z.strictObject({
@@ -66,7 +80,11 @@ export const bgpPeerSchema = z.strictObject({
    * `route-reflector`: an iBGP reflector outside Calyx's hosts; told every endpoint route.
    * `peer`: a plain peer, told every endpoint route.
    */
-  role: z.enum(['edge', 'route-reflector', 'peer'], { error: "must be 'edge', 'route-reflector' or 'peer'" }).default('peer'),
+  role: z
+    .enum(['edge', 'route-reflector', 'peer'], {
+      error: "must be 'edge', 'route-reflector' or 'peer'",
+    })
+    .default('peer'),
   /** Names of the pools this peer is told about; null: the role's default. */
   pools: z.array(idSchema).nullable().default(null),
 });
@@ -79,7 +97,10 @@ export const ipPoolSchema = z
     name: idSchema,
     cidr: cidrSchema,
     /** Prefix length of the blocks hosts claim (default /26 for IPv4, /122 for IPv6). */
-    blockSize: z.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).optional(),
+    blockSize: z
+      .number({ error: 'must be a number' })
+      .int({ error: 'must be an integer' })
+      .optional(),
     natOutgoing: z.boolean({ error: 'must be true or false' }).default(false),
     /** Announced to edge peers (public pool); private pools never are. */
     advertise: z.boolean({ error: 'must be true or false' }).default(false),
@@ -87,15 +108,28 @@ export const ipPoolSchema = z
     /** The subnet this pool serves, when it is a subnet's own pool. */
     subnetId: idSchema.nullable().default(null),
   })
-  .transform((p) => ({ ...p, blockSize: p.blockSize ?? (parseCidr(p.cidr).family === 4 ? 26 : 122) }))
+  .transform((p) => ({
+    ...p,
+    blockSize: p.blockSize ?? (parseCidr(p.cidr).family === 4 ? 26 : 122),
+  }))
   .superRefine((p, ctx) => {
     const c = parseCidr(p.cidr);
     const max = c.family === 4 ? 32 : 128;
     if (p.blockSize < c.prefixLength || p.blockSize > max) {
-      ctx.addIssue({ code: 'custom', path: ['blockSize'], input: p.blockSize, message: `must be in ${c.prefixLength}..${max} for ${p.cidr}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['blockSize'],
+        input: p.blockSize,
+        message: `must be in ${c.prefixLength}..${max} for ${p.cidr}`,
+      });
     }
     if (max - p.blockSize > 16) {
-      ctx.addIssue({ code: 'custom', path: ['blockSize'], input: p.blockSize, message: `makes blocks of more than 65536 addresses (use /${max - 16} or longer)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['blockSize'],
+        input: p.blockSize,
+        message: `makes blocks of more than 65536 addresses (use /${max - 16} or longer)`,
+      });
     }
   });
 export type IpPool = z.output<typeof ipPoolSchema>;

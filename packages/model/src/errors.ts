@@ -10,7 +10,10 @@ export interface ValidationIssue {
 
 function showValue(v: unknown): string {
   if (v === undefined) return '(missing)';
-  if (typeof v === 'string') return /^[\x21-\x7e]+$/.test(v) && v.length <= 80 ? v : JSON.stringify(v.length > 80 ? `${v.slice(0, 77)}...` : v);
+  if (typeof v === 'string')
+    return /^[\x21-\x7e]+$/.test(v) && v.length <= 80
+      ? v
+      : JSON.stringify(v.length > 80 ? `${v.slice(0, 77)}...` : v);
   if (typeof v === 'bigint') return `${v}`;
   try {
     const s = JSON.stringify(v);

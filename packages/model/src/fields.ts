@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import { bitsOf, isUnicastMac, normalizeMac, parseCidr, formatCidr, parseIP, formatIP, type IPFamily } from '@calyx/netaddr';
+import {
+  bitsOf,
+  isUnicastMac,
+  normalizeMac,
+  parseCidr,
+  formatCidr,
+  parseIP,
+  formatIP,
+  type IPFamily,
+} from '@calyx/netaddr';
 
 /** An IP address in any text form; output is canonical text. */
 export const ipSchema = z.string({ error: 'must be a string' }).transform((s, ctx) => {
@@ -12,7 +21,9 @@ export const ipSchema = z.string({ error: 'must be a string' }).transform((s, ct
 });
 
 export function ipOfFamily(family: IPFamily) {
-  return ipSchema.refine((s) => parseIP(s).family === family, { error: `is not an IPv${family} address` });
+  return ipSchema.refine((s) => parseIP(s).family === family, {
+    error: `is not an IPv${family} address`,
+  });
 }
 
 /** A CIDR with host bits clear; output canonical. */
@@ -20,7 +31,10 @@ export const cidrSchema = z.string({ error: 'must be a string' }).transform((s, 
   try {
     return formatCidr(parseCidr(s));
   } catch (e) {
-    const reason = e instanceof Error && /host bits set/.test(e.message) ? e.message.replace(/^invalid address '[^']*': /, 'has ') : 'is not a CIDR (address/prefix)';
+    const reason =
+      e instanceof Error && /host bits set/.test(e.message)
+        ? e.message.replace(/^invalid address '[^']*': /, 'has ')
+        : 'is not a CIDR (address/prefix)';
     ctx.addIssue({ code: 'custom', message: reason, input: s });
     return z.NEVER;
   }

@@ -73,7 +73,15 @@ export {
   type HostStatus,
   type HostStatusInput,
 } from './status.js';
-export { ROOT, keys, prefixes, parseKey, cidrToKeySegment, keySegmentToCidr, type ParsedKey } from './keys.js';
+export {
+  ROOT,
+  keys,
+  prefixes,
+  parseKey,
+  cidrToKeySegment,
+  keySegmentToCidr,
+  type ParsedKey,
+} from './keys.js';
 export {
   KINDS,
   KIND_NAMES,

@@ -7,7 +7,9 @@ const ordinal = z.number().int().min(0);
 
 /** Handles name what an allocation belongs to (one per port), so release is exact. */
 export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$/;
-const handleIdSchema = z.string({ error: 'must be a string' }).regex(HANDLE_PATTERN, { error: 'is not a valid handle id' });
+const handleIdSchema = z
+  .string({ error: 'must be a string' })
+  .regex(HANDLE_PATTERN, { error: 'is not a valid handle id' });
 
 /**
  * A block of addresses (Calico's AllocationBlock): `allocations[i]` is the index in
@@ -22,18 +24,33 @@ export const ipamBlockSchema = z
     affinity: hostNameSchema.nullable(),
     allocations: z.array(ordinal.nullable()),
     unallocated: z.array(ordinal),
-    attributes: z.array(z.strictObject({ handleId: handleIdSchema.nullable(), secondary: z.record(z.string(), z.string()).default({}) })),
+    attributes: z.array(
+      z.strictObject({
+        handleId: handleIdSchema.nullable(),
+        secondary: z.record(z.string(), z.string()).default({}),
+      }),
+    ),
     sequenceNumber: z.number().int().min(0),
     sequenceNumberForAllocation: z.record(z.string(), z.number().int().min(0)).default({}),
   })
   .superRefine((b, ctx) => {
     const size = Number(cidrSize(parseCidr(b.cidr)));
     if (b.allocations.length !== size) {
-      ctx.addIssue({ code: 'custom', path: ['allocations'], input: b.allocations.length, message: `must have ${size} entries for ${b.cidr}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allocations'],
+        input: b.allocations.length,
+        message: `must have ${size} entries for ${b.cidr}`,
+      });
     }
     b.allocations.forEach((a, i) => {
       if (a !== null && a >= b.attributes.length) {
-        ctx.addIssue({ code: 'custom', path: ['allocations', i], input: a, message: 'points past the attributes' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['allocations', i],
+          input: a,
+          message: 'points past the attributes',
+        });
       }
     });
   });

@@ -54,7 +54,8 @@ export const keys = {
   ipPool: (name: string) => `${prefixes.ipPool}${name}`,
   ipamBlock: (cidr: string) => `${prefixes.ipamBlock}${cidrToKeySegment(cidr)}`,
   ipamHandle: (handleId: string) => `${prefixes.ipamHandle}${handleId}`,
-  blockAffinity: (host: string, cidr: string) => `${prefixes.hostAffinities(host)}${cidrToKeySegment(cidr)}`,
+  blockAffinity: (host: string, cidr: string) =>
+    `${prefixes.hostAffinities(host)}${cidrToKeySegment(cidr)}`,
   endpointStatus: (host: string, id: string) => `${prefixes.hostStatus(host)}endpoint/${id}`,
   hostStatus: (host: string) => `${prefixes.hostStatus(host)}liveness`,
   leader: (name: string) => `${prefixes.leader}${name}`,
@@ -82,7 +83,8 @@ export function parseKey(key: string): ParsedKey {
     return s;
   };
   const cidr = (s: string | undefined): string => {
-    if (s === undefined || !CIDR_SEGMENT.test(s)) throw new KeyLayoutError(key, `bad CIDR segment '${s ?? ''}'`);
+    if (s === undefined || !CIDR_SEGMENT.test(s))
+      throw new KeyLayoutError(key, `bad CIDR segment '${s ?? ''}'`);
     return keySegmentToCidr(s);
   };
   const len = (n: number): void => {
@@ -136,8 +138,10 @@ export function parseKey(key: string): ParsedKey {
       }
       break;
     case 'status':
-      if (p.length === 3 && p[2] === 'liveness') return { kind: 'HostStatus', host: id(p[1], HOST_PATTERN) };
-      if (p.length === 4 && p[2] === 'endpoint') return { kind: 'EndpointStatus', host: id(p[1], HOST_PATTERN), id: id(p[3]) };
+      if (p.length === 3 && p[2] === 'liveness')
+        return { kind: 'HostStatus', host: id(p[1], HOST_PATTERN) };
+      if (p.length === 4 && p[2] === 'endpoint')
+        return { kind: 'EndpointStatus', host: id(p[1], HOST_PATTERN), id: id(p[3]) };
       break;
     case 'leader':
       len(2);

@@ -1,10 +1,8 @@
 import { z } from 'zod';
 import {
   cidrContains,
-
   compareIP,
   firstAddress,
-
   formatIP,
   lastAddress,
   nthAddress,
@@ -19,8 +17,14 @@ import { cidrSchema, ipSchema } from './fields.js';
 
 export const networkSchema = z.strictObject({
   id: idSchema,
-  name: z.string({ error: 'must be a string' }).max(255, { error: 'is longer than 255 characters' }).default(''),
-  project: z.string({ error: 'must be a string' }).max(255, { error: 'is longer than 255 characters' }).default(''),
+  name: z
+    .string({ error: 'must be a string' })
+    .max(255, { error: 'is longer than 255 characters' })
+    .default(''),
+  project: z
+    .string({ error: 'must be a string' })
+    .max(255, { error: 'is longer than 255 characters' })
+    .default(''),
   mtu: z
     .number({ error: 'must be a number' })
     .int({ error: 'must be an integer' })
@@ -50,8 +54,10 @@ export function defaultAllocationPools(cidr: string, gatewayIp: string | null): 
   if (gatewayIp === null) return [{ start: formatIP(first), end: formatIP(last) }];
   const gw = parseIP(gatewayIp);
   const pools: AllocationPool[] = [];
-  if (compareIP(first, gw) < 0) pools.push({ start: formatIP(first), end: formatIP(addToIP(gw, -1n)) });
-  if (compareIP(gw, last) < 0) pools.push({ start: formatIP(addToIP(gw, 1n)), end: formatIP(last) });
+  if (compareIP(first, gw) < 0)
+    pools.push({ start: formatIP(first), end: formatIP(addToIP(gw, -1n)) });
+  if (compareIP(gw, last) < 0)
+    pools.push({ start: formatIP(addToIP(gw, 1n)), end: formatIP(last) });
   return pools;
 }
 
@@ -59,7 +65,10 @@ export const subnetSchema = z
   .strictObject({
     id: idSchema,
     networkId: idSchema,
-    name: z.string({ error: 'must be a string' }).max(255, { error: 'is longer than 255 characters' }).default(''),
+    name: z
+      .string({ error: 'must be a string' })
+      .max(255, { error: 'is longer than 255 characters' })
+      .default(''),
     cidr: cidrSchema,
     /** Omitted: the first usable address. null: no gateway. */
     gatewayIp: ipSchema.nullable().optional(),
@@ -73,11 +82,21 @@ export const subnetSchema = z
   .superRefine((s, ctx) => {
     const c = parseCidr(s.cidr);
     if (s.ipVersion !== undefined && s.ipVersion !== c.family) {
-      ctx.addIssue({ code: 'custom', path: ['ipVersion'], input: s.ipVersion, message: `does not match ${s.cidr}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ipVersion'],
+        input: s.ipVersion,
+        message: `does not match ${s.cidr}`,
+      });
     }
     const maxPrefix = c.family === 4 ? 30 : 126;
     if (c.prefixLength > maxPrefix) {
-      ctx.addIssue({ code: 'custom', path: ['cidr'], input: s.cidr, message: `is too small for a subnet (prefix longer than /${maxPrefix})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cidr'],
+        input: s.cidr,
+        message: `is too small for a subnet (prefix longer than /${maxPrefix})`,
+      });
       return;
     }
     const reserved = reservedOf(c);
@@ -85,9 +104,20 @@ export const subnetSchema = z
     const where = `outside ${s.cidr}`;
     if (s.gatewayIp != null) {
       const gw = parseIP(s.gatewayIp);
-      if (!cidrContains(c, gw)) ctx.addIssue({ code: 'custom', path: ['gatewayIp'], input: s.gatewayIp, message: `is ${where}` });
+      if (!cidrContains(c, gw))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gatewayIp'],
+          input: s.gatewayIp,
+          message: `is ${where}`,
+        });
       else if (isReserved(gw))
-        ctx.addIssue({ code: 'custom', path: ['gatewayIp'], input: s.gatewayIp, message: `is a reserved address of ${s.cidr}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gatewayIp'],
+          input: s.gatewayIp,
+          message: `is a reserved address of ${s.cidr}`,
+        });
     }
     const pools = s.allocationPools ?? [];
     const ranges: { i: number; start: IPAddress; end: IPAddress }[] = [];
@@ -95,17 +125,35 @@ export const subnetSchema = z
       const start = parseIP(p.start);
       const end = parseIP(p.end);
       let ok = true;
-      for (const [field, a, text] of [['start', start, p.start], ['end', end, p.end]] as const) {
+      for (const [field, a, text] of [
+        ['start', start, p.start],
+        ['end', end, p.end],
+      ] as const) {
         if (!cidrContains(c, a)) {
-          ctx.addIssue({ code: 'custom', path: ['allocationPools', i, field], input: text, message: `is ${where}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['allocationPools', i, field],
+            input: text,
+            message: `is ${where}`,
+          });
           ok = false;
         } else if (isReserved(a)) {
-          ctx.addIssue({ code: 'custom', path: ['allocationPools', i, field], input: text, message: `is a reserved address of ${s.cidr}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['allocationPools', i, field],
+            input: text,
+            message: `is a reserved address of ${s.cidr}`,
+          });
           ok = false;
         }
       }
       if (ok && compareIP(start, end) > 0) {
-        ctx.addIssue({ code: 'custom', path: ['allocationPools', i, 'end'], input: p.end, message: `is before start ${p.start}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['allocationPools', i, 'end'],
+          input: p.end,
+          message: `is before start ${p.start}`,
+        });
         ok = false;
       }
       if (ok) ranges.push({ i, start, end });
@@ -127,19 +175,40 @@ export const subnetSchema = z
       const gw = parseIP(s.gatewayIp);
       for (const r of ranges) {
         if (compareIP(r.start, gw) <= 0 && compareIP(gw, r.end) <= 0) {
-          ctx.addIssue({ code: 'custom', path: ['gatewayIp'], input: s.gatewayIp, message: `is inside allocation pool ${formatIP(r.start)}-${formatIP(r.end)}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['gatewayIp'],
+            input: s.gatewayIp,
+            message: `is inside allocation pool ${formatIP(r.start)}-${formatIP(r.end)}`,
+          });
         }
       }
     }
     s.dnsServers.forEach((d, i) => {
-      if (parseIP(d).family !== c.family) ctx.addIssue({ code: 'custom', path: ['dnsServers', i], input: d, message: `is not an IPv${c.family} address` });
+      if (parseIP(d).family !== c.family)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dnsServers', i],
+          input: d,
+          message: `is not an IPv${c.family} address`,
+        });
     });
     s.hostRoutes.forEach((r, i) => {
       if (parseCidr(r.destination).family !== c.family) {
-        ctx.addIssue({ code: 'custom', path: ['hostRoutes', i, 'destination'], input: r.destination, message: `is not an IPv${c.family} network` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hostRoutes', i, 'destination'],
+          input: r.destination,
+          message: `is not an IPv${c.family} network`,
+        });
       }
       if (parseIP(r.nexthop).family !== c.family) {
-        ctx.addIssue({ code: 'custom', path: ['hostRoutes', i, 'nexthop'], input: r.nexthop, message: `is not an IPv${c.family} address` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hostRoutes', i, 'nexthop'],
+          input: r.nexthop,
+          message: `is not an IPv${c.family} address`,
+        });
       }
     });
   })
@@ -167,6 +236,8 @@ export function inAllocationPools(subnet: Pick<Subnet, 'allocationPools'>, ip: s
 
 /** Number of addresses the subnet's allocation pools hold. */
 export function allocationPoolSize(subnet: Pick<Subnet, 'allocationPools'>): bigint {
-  return subnet.allocationPools.reduce((n, p) => n + parseIP(p.end).value - parseIP(p.start).value + 1n, 0n);
+  return subnet.allocationPools.reduce(
+    (n, p) => n + parseIP(p.end).value - parseIP(p.start).value + 1n,
+    0n,
+  );
 }
-

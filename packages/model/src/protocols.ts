@@ -24,8 +24,8 @@ export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
 /** Aliases people use (Neutron accepts `ipv6-icmp` and `icmpv6`). */
 export const PROTOCOL_ALIASES: Readonly<Record<string, string>> = {
   'ipv6-icmp': 'icmpv6',
-  'icmp6': 'icmpv6',
-  'ipv6icmp': 'icmpv6',
+  icmp6: 'icmpv6',
+  ipv6icmp: 'icmpv6',
   ipencap: 'ipip',
 };
 

@@ -120,7 +120,7 @@ export function formatIP(addr: IPAddress): string {
   for (let i = 7; i >= 0; i--) groups.push(Number((addr.value >> BigInt(i * 16)) & 0xffffn));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -151,6 +151,7 @@ export function compareIP(a: IPAddress, b: IPAddress): number {
 export function addToIP(addr: IPAddress, n: bigint): IPAddress {
   const v = addr.value + n;
   const max = addr.family === 4 ? MAX_V4 : MAX_V6;
-  if (v < 0n || v > max) throw new RangeError(`address arithmetic out of range: ${formatIP(addr)} + ${n}`);
+  if (v < 0n || v > max)
+    throw new RangeError(`address arithmetic out of range: ${formatIP(addr)} + ${n}`);
   return { family: addr.family, value: v };
 }

@@ -30,7 +30,8 @@ export function parseCidr(input: string, opts: { strict?: boolean } = {}): Cidr 
   if (slash < 0) throw new InvalidAddressError(input, "expected '<address>/<prefix length>'");
   const addr = parseIP(input.slice(0, slash));
   const lenText = input.slice(slash + 1);
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText)) throw new InvalidAddressError(input, `bad prefix length '${lenText}'`);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText))
+    throw new InvalidAddressError(input, `bad prefix length '${lenText}'`);
   const prefixLength = Number(lenText);
   if (prefixLength > bitsOf(addr.family)) {
     throw new InvalidAddressError(input, `prefix length ${prefixLength} > ${bitsOf(addr.family)}`);
@@ -80,7 +81,9 @@ export function lastAddress(c: Cidr): IPAddress {
 }
 
 export function cidrContains(c: Cidr, addr: IPAddress): boolean {
-  return addr.family === c.family && addr.value >= c.network && addr.value < c.network + cidrSize(c);
+  return (
+    addr.family === c.family && addr.value >= c.network && addr.value < c.network + cidrSize(c)
+  );
 }
 
 /** Whether `outer` contains all of `inner`. */
@@ -109,12 +112,17 @@ export function* subnetsOf(c: Cidr, newPrefix: number): Generator<Cidr> {
   }
   const step = 1n << BigInt(bitsOf(c.family) - newPrefix);
   const end = c.network + cidrSize(c);
-  for (let n = c.network; n < end; n += step) yield { family: c.family, network: n, prefixLength: newPrefix };
+  for (let n = c.network; n < end; n += step)
+    yield { family: c.family, network: n, prefixLength: newPrefix };
 }
 
 /** The `newPrefix` network that contains `addr`. */
 export function enclosingCidr(addr: IPAddress, prefixLength: number): Cidr {
-  return { family: addr.family, network: addr.value & mask(addr.family, prefixLength), prefixLength };
+  return {
+    family: addr.family,
+    network: addr.value & mask(addr.family, prefixLength),
+    prefixLength,
+  };
 }
 
 export function compareCidr(a: Cidr, b: Cidr): number {

@@ -16,7 +16,15 @@ import {
 import { ResourceClient } from '../resource-client.js';
 import { Syncer, type SyncerMessage } from '../syncer.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../validate.js';
-import type { Compare, Datastore, KeyValue, TxnOp, TxnOpResult, WatchEvent, WatchMessage } from '../types.js';
+import type {
+  Compare,
+  Datastore,
+  KeyValue,
+  TxnOp,
+  TxnOpResult,
+  WatchEvent,
+  WatchMessage,
+} from '../types.js';
 import { GapInjectingDatastore } from './faulty-watch-store.js';
 import { WatchReader, describeMessage, within } from './helpers.js';
 import { ReferenceModel, type ModelOp, type ModelOutcome } from './reference-model.js';
@@ -40,9 +48,13 @@ export interface ConformanceTarget {
   timeoutMs?: number;
 }
 
-const enc = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
+const enc = (v: unknown): string =>
+  JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
 
-async function expectError<E extends Error>(p: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
+async function expectError<E extends Error>(
+  p: Promise<unknown>,
+  type: new (...args: never[]) => E,
+): Promise<E> {
   try {
     await p;
   } catch (e) {
@@ -79,7 +91,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     }
 
     /** Waits for lease expiry: by moving a manual clock, or in real time. */
-    async function letLeaseExpire(ttlSeconds: number, until: () => Promise<boolean>): Promise<void> {
+    async function letLeaseExpire(
+      ttlSeconds: number,
+      until: () => Promise<boolean>,
+    ): Promise<void> {
       if (target.advanceTime) {
         await target.advanceTime(store, ttlSeconds * 1000 + 1);
         return;
@@ -92,7 +107,16 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     }
 
     describe('keys and values', () => {
-      const badKeys = ['', 'no-slash', '/has space', '/tab\t', '/trailing/', '/double//slash', '/ünïcode', `/${'x'.repeat(MAX_KEY_BYTES)}`];
+      const badKeys = [
+        '',
+        'no-slash',
+        '/has space',
+        '/tab\t',
+        '/trailing/',
+        '/double//slash',
+        '/ünïcode',
+        `/${'x'.repeat(MAX_KEY_BYTES)}`,
+      ];
 
       it('rejects invalid keys on every operation with InvalidKeyError and writes nothing', async () => {
         const before = await store.revision();
@@ -102,8 +126,14 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           await expectError(store.update(key, 'v'), InvalidKeyError);
           await expectError(store.put(key, 'v'), InvalidKeyError);
           await expectError(store.delete(key), InvalidKeyError);
-          await expectError(store.txn({ compares: [], success: [{ type: 'put', key, value: 'v' }] }), InvalidKeyError);
-          await expectError(store.txn({ compares: [{ key, target: 'exists', value: false }], success: [] }), InvalidKeyError);
+          await expectError(
+            store.txn({ compares: [], success: [{ type: 'put', key, value: 'v' }] }),
+            InvalidKeyError,
+          );
+          await expectError(
+            store.txn({ compares: [{ key, target: 'exists', value: false }], success: [] }),
+            InvalidKeyError,
+          );
         }
         expect(await store.revision()).toBe(before);
       });
@@ -143,9 +173,15 @@ export function runConformanceSuite(target: ConformanceTarget): void {
 
       it('rejects a value over 1 MiB with ValueTooLargeError and writes nothing', async () => {
         const before = await store.revision();
-        const e = await expectError(store.put('/big/two', 'x'.repeat(MAX_VALUE_BYTES + 1)), ValueTooLargeError);
+        const e = await expectError(
+          store.put('/big/two', 'x'.repeat(MAX_VALUE_BYTES + 1)),
+          ValueTooLargeError,
+        );
         expect(e.bytes).toBe(MAX_VALUE_BYTES + 1);
-        await expectError(store.put('/big/three', '€'.repeat(MAX_VALUE_BYTES / 3 + 1)), ValueTooLargeError);
+        await expectError(
+          store.put('/big/three', '€'.repeat(MAX_VALUE_BYTES / 3 + 1)),
+          ValueTooLargeError,
+        );
         expect(await store.get('/big/two')).toBeUndefined();
         expect(await store.revision()).toBe(before);
       });
@@ -172,7 +208,9 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       });
 
       it('lists exactly the keys under a prefix, in byte order', async () => {
-        for (const k of ['/a', '/a/', '/ab', '/a/b/c', '/a/a', '/a/B', '/a/b', '/b/x'].filter((k) => !k.endsWith('/'))) {
+        for (const k of ['/a', '/a/', '/ab', '/a/b/c', '/a/a', '/a/B', '/a/b', '/b/x'].filter(
+          (k) => !k.endsWith('/'),
+        )) {
           await store.put(k, k);
         }
         const r = await store.list('/a/');
@@ -210,7 +248,8 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         const batch = 100;
         for (let i = 0; i < n; i += batch) {
           const ops: TxnOp[] = [];
-          for (let j = i; j < Math.min(n, i + batch); j++) ops.push({ type: 'put', key: `/large/${String(j).padStart(6, '0')}`, value: `v${j}` });
+          for (let j = i; j < Math.min(n, i + batch); j++)
+            ops.push({ type: 'put', key: `/large/${String(j).padStart(6, '0')}`, value: `v${j}` });
           await store.txn({ compares: [], success: ops });
         }
         await store.put('/large0', 'outside');
@@ -242,7 +281,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       it('update with a stale expected modRevision fails with ConflictError naming both revisions', async () => {
         const first = await store.create('/u/k', 'v1');
         const second = await store.update('/u/k', 'v2');
-        const e = await expectError(store.update('/u/k', 'v3', { expectedModRevision: first.modRevision }), ConflictError);
+        const e = await expectError(
+          store.update('/u/k', 'v3', { expectedModRevision: first.modRevision }),
+          ConflictError,
+        );
         expect(e.expectedModRevision).toBe(first.modRevision);
         expect(e.actualModRevision).toBe(second.modRevision);
         expect((await store.get('/u/k'))?.value).toBe('v2');
@@ -275,7 +317,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       it('delete with a stale expected revision fails with ConflictError and keeps the key', async () => {
         const a = await store.create('/d/k', 'v1');
         await store.update('/d/k', 'v2');
-        await expectError(store.delete('/d/k', { expectedModRevision: a.modRevision }), ConflictError);
+        await expectError(
+          store.delete('/d/k', { expectedModRevision: a.modRevision }),
+          ConflictError,
+        );
         expect((await store.get('/d/k'))?.value).toBe('v2');
       });
 
@@ -319,8 +364,14 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         });
         expect(r.succeeded).toBe(true);
         expect(r.revision).toBe(a.modRevision + 1n);
-        expect(r.results[0]).toMatchObject({ type: 'put', kv: { key: '/t/a', value: '2', version: 2n, modRevision: r.revision } });
-        expect(r.results[1]).toMatchObject({ type: 'put', kv: { key: '/t/b', value: '1', version: 1n, createRevision: r.revision } });
+        expect(r.results[0]).toMatchObject({
+          type: 'put',
+          kv: { key: '/t/a', value: '2', version: 2n, modRevision: r.revision },
+        });
+        expect(r.results[1]).toMatchObject({
+          type: 'put',
+          kv: { key: '/t/b', value: '1', version: 1n, createRevision: r.revision },
+        });
         expect(r.results[2]).toMatchObject({ type: 'get', kv: { key: '/t/a', value: '2' } });
         expect(await store.get('/t/failed')).toBeUndefined();
       });
@@ -340,7 +391,9 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           failure: [{ type: 'get', key: '/t/a' }],
         });
         expect(r.succeeded).toBe(false);
-        expect(r.results).toEqual([{ type: 'get', kv: expect.objectContaining({ key: '/t/a', value: '1' }) }]);
+        expect(r.results).toEqual([
+          { type: 'get', kv: expect.objectContaining({ key: '/t/a', value: '1' }) },
+        ]);
         expect((await store.get('/t/a'))?.value).toBe('1');
         expect(await store.get('/t/new')).toBeUndefined();
       });
@@ -356,16 +409,25 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           success: [{ type: 'put', key: '/t/none', value: 'now' }],
         });
         expect(r.succeeded).toBe(true);
-        const r2 = await store.txn({ compares: [{ key: '/t/none', target: 'exists', value: false }], success: [{ type: 'put', key: '/t/none', value: 'again' }] });
+        const r2 = await store.txn({
+          compares: [{ key: '/t/none', target: 'exists', value: false }],
+          success: [{ type: 'put', key: '/t/none', value: 'again' }],
+        });
         expect(r2.succeeded).toBe(false);
         expect((await store.get('/t/none'))?.value).toBe('now');
       });
 
       it('compares values for equality and inequality', async () => {
         await store.create('/t/v', 'blue');
-        const yes = await store.txn({ compares: [{ key: '/t/v', target: 'value', op: '!=', value: 'red' }], success: [{ type: 'put', key: '/t/v', value: 'red' }] });
+        const yes = await store.txn({
+          compares: [{ key: '/t/v', target: 'value', op: '!=', value: 'red' }],
+          success: [{ type: 'put', key: '/t/v', value: 'red' }],
+        });
         expect(yes.succeeded).toBe(true);
-        const no = await store.txn({ compares: [{ key: '/t/v', target: 'value', op: '=', value: 'blue' }], success: [{ type: 'put', key: '/t/v', value: 'green' }] });
+        const no = await store.txn({
+          compares: [{ key: '/t/v', target: 'value', op: '=', value: 'blue' }],
+          success: [{ type: 'put', key: '/t/v', value: 'green' }],
+        });
         expect(no.succeeded).toBe(false);
         expect((await store.get('/t/v'))?.value).toBe('red');
       });
@@ -373,15 +435,33 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       it('rejects a transaction writing one key twice, before writing anything', async () => {
         const before = await store.revision();
         await expectError(
-          store.txn({ compares: [], success: [{ type: 'put', key: '/t/x', value: '1' }, { type: 'delete', key: '/t/x' }] }),
+          store.txn({
+            compares: [],
+            success: [
+              { type: 'put', key: '/t/x', value: '1' },
+              { type: 'delete', key: '/t/x' },
+            ],
+          }),
           InvalidArgumentError,
         );
         await expectError(
-          store.txn({ compares: [], success: [{ type: 'put', key: '/t/ok', value: '1' }, { type: 'put', key: '/t/bad key', value: '1' }] }),
+          store.txn({
+            compares: [],
+            success: [
+              { type: 'put', key: '/t/ok', value: '1' },
+              { type: 'put', key: '/t/bad key', value: '1' },
+            ],
+          }),
           InvalidKeyError,
         );
         await expectError(
-          store.txn({ compares: [], success: [{ type: 'put', key: '/t/ok', value: '1' }, { type: 'put', key: '/t/huge', value: 'x'.repeat(MAX_VALUE_BYTES + 1) }] }),
+          store.txn({
+            compares: [],
+            success: [
+              { type: 'put', key: '/t/ok', value: '1' },
+              { type: 'put', key: '/t/huge', value: 'x'.repeat(MAX_VALUE_BYTES + 1) },
+            ],
+          }),
           ValueTooLargeError,
         );
         expect(await store.get('/t/ok')).toBeUndefined();
@@ -391,7 +471,13 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       it('does not advance the revision when it writes nothing', async () => {
         await store.put('/t/a', '1');
         const before = await store.revision();
-        const r = await store.txn({ compares: [], success: [{ type: 'get', key: '/t/a' }, { type: 'delete', key: '/t/missing' }] });
+        const r = await store.txn({
+          compares: [],
+          success: [
+            { type: 'get', key: '/t/a' },
+            { type: 'delete', key: '/t/missing' },
+          ],
+        });
         expect(r.succeeded).toBe(true);
         expect(r.revision).toBe(before);
         expect(r.results[1]).toEqual({ type: 'delete', deleted: false, prev: undefined });
@@ -402,11 +488,19 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         const from = (await store.revision()) + 1n;
         const w = new WatchReader(store, '/atomic/', { fromRevision: from });
         try {
-          const ops: TxnOp[] = Array.from({ length: 100 }, (_, i) => ({ type: 'put', key: `/atomic/${String(i).padStart(3, '0')}`, value: `${i}` }));
+          const ops: TxnOp[] = Array.from({ length: 100 }, (_, i) => ({
+            type: 'put',
+            key: `/atomic/${String(i).padStart(3, '0')}`,
+            value: `${i}`,
+          }));
           const r = await store.txn({ compares: [], success: ops });
           const events = await w.take(100, timeout);
-          expect(new Set(events.map((e) => (e.type === 'put' ? e.kv.modRevision : -1n)))).toEqual(new Set([r.revision]));
-          expect(events.map((e) => (e.type === 'put' ? e.kv.key : ''))).toEqual(ops.map((o) => o.key));
+          expect(new Set(events.map((e) => (e.type === 'put' ? e.kv.modRevision : -1n)))).toEqual(
+            new Set([r.revision]),
+          );
+          expect(events.map((e) => (e.type === 'put' ? e.kv.key : ''))).toEqual(
+            ops.map((o) => o.key),
+          );
         } finally {
           w.close();
         }
@@ -420,10 +514,12 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         await Promise.all(
           clients.flatMap((c) =>
             [0, 1].map(async () => {
-              for (let done = 0; done < perWriter; ) {
+              for (let done = 0; done < perWriter;) {
                 const kv = await c.get('/cas/counter');
                 try {
-                  await c.update('/cas/counter', String(Number(kv!.value) + 1), { expectedModRevision: kv!.modRevision });
+                  await c.update('/cas/counter', String(Number(kv!.value) + 1), {
+                    expectedModRevision: kv!.modRevision,
+                  });
                   done++;
                 } catch (e) {
                   if (!(e instanceof ConflictError)) throw e;
@@ -441,11 +537,16 @@ export function runConformanceSuite(target: ConformanceTarget): void {
 
       it('lets exactly one of many concurrent creates of a key win', async () => {
         const clients = [store, await peer(), await peer()];
-        const results = await Promise.allSettled(clients.flatMap((c, i) => [0, 1, 2].map((j) => c.create('/race/k', `${i}.${j}`))));
+        const results = await Promise.allSettled(
+          clients.flatMap((c, i) => [0, 1, 2].map((j) => c.create('/race/k', `${i}.${j}`))),
+        );
         const won = results.filter((r) => r.status === 'fulfilled');
         expect(won.length).toBe(1);
-        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(AlreadyExistsError);
-        expect((await store.get('/race/k'))?.value).toBe((won[0] as PromiseFulfilledResult<KeyValue>).value.value);
+        for (const r of results)
+          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(AlreadyExistsError);
+        expect((await store.get('/race/k'))?.value).toBe(
+          (won[0] as PromiseFulfilledResult<KeyValue>).value.value,
+        );
       });
     });
 
@@ -465,7 +566,9 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           expect(m2.type === 'put' && m2.prev?.value).toBe('1');
           expect(m3.type === 'delete' && m3.prev?.value).toBe('2');
           expect(m1.type === 'put' && m1.kv).toEqual(a);
-          const revs = msgs.map((m) => (m.type === 'put' ? m.kv.modRevision : m.type === 'delete' ? m.revision : 0n));
+          const revs = msgs.map((m) =>
+            m.type === 'put' ? m.kv.modRevision : m.type === 'delete' ? m.revision : 0n,
+          );
           expect([...revs].sort((x, y) => (x < y ? -1 : 1))).toEqual(revs);
         } finally {
           w.close();
@@ -491,7 +594,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         await store.put('/w/k', '2');
         const w = new WatchReader(store, '/w/', { fromRevision: a.modRevision });
         try {
-          expect((await w.take(2, timeout)).map(describeMessage)).toEqual(['put /w/k=1', 'put /w/k=2']);
+          expect((await w.take(2, timeout)).map(describeMessage)).toEqual([
+            'put /w/k=1',
+            'put /w/k=2',
+          ]);
           await store.put('/w/k', '3');
           expect(describeMessage(await w.next(timeout))).toBe('put /w/k=3');
         } finally {
@@ -540,8 +646,17 @@ export function runConformanceSuite(target: ConformanceTarget): void {
             ],
           });
           const msgs = await w.take(4, timeout);
-          expect(msgs.map(describeMessage)).toEqual(['put /wt/b=old', 'put /wt/c=1', 'del /wt/b', 'put /wt/a=1']);
-          const revs = msgs.slice(1).map((m) => (m.type === 'put' ? m.kv.modRevision : m.type === 'delete' ? m.revision : 0n));
+          expect(msgs.map(describeMessage)).toEqual([
+            'put /wt/b=old',
+            'put /wt/c=1',
+            'del /wt/b',
+            'put /wt/a=1',
+          ]);
+          const revs = msgs
+            .slice(1)
+            .map((m) =>
+              m.type === 'put' ? m.kv.modRevision : m.type === 'delete' ? m.revision : 0n,
+            );
           expect(revs).toEqual([r.revision, r.revision, r.revision]);
         } finally {
           w.close();
@@ -550,7 +665,12 @@ export function runConformanceSuite(target: ConformanceTarget): void {
 
       it('ends quietly when its AbortSignal aborts', async () => {
         const ac = new AbortController();
-        const w = new WatchReader(store, '/wa/', { fromRevision: (await store.revision()) + 1n }, ac.signal);
+        const w = new WatchReader(
+          store,
+          '/wa/',
+          { fromRevision: (await store.revision()) + 1n },
+          ac.signal,
+        );
         await store.put('/wa/1', 'x');
         expect(describeMessage(await w.next(timeout))).toBe('put /wa/1=x');
         ac.abort();
@@ -575,7 +695,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         try {
           await store.put('/o/x', '1');
           await store.put('/o/i/y', '2');
-          expect((await outer.take(2, timeout)).map(describeMessage)).toEqual(['put /o/x=1', 'put /o/i/y=2']);
+          expect((await outer.take(2, timeout)).map(describeMessage)).toEqual([
+            'put /o/x=1',
+            'put /o/i/y=2',
+          ]);
           expect((await inner.take(1, timeout)).map(describeMessage)).toEqual(['put /o/i/y=2']);
         } finally {
           outer.close();
@@ -614,7 +737,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         const b = await store.put('/cp/k', '2');
         await store.put('/cp/other', 'x');
         await store.compact(b.modRevision);
-        const e = await expectError(store.get('/cp/k', { revision: a.modRevision }), CompactedError);
+        const e = await expectError(
+          store.get('/cp/k', { revision: a.modRevision }),
+          CompactedError,
+        );
         expect(e.requestedRevision).toBe(a.modRevision);
         await expectError(store.list('/cp/', { revision: a.modRevision }), CompactedError);
         expect((await store.get('/cp/k', { revision: b.modRevision }))?.value).toBe('2');
@@ -662,8 +788,15 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           await store.put('/l/b', 'y', { lease: lease.id });
           await store.put('/l/keep', 'z');
           expect(kv.lease).toBe(lease.id);
-          expect((await w.take(3, timeout)).map(describeMessage)).toEqual(['put /l/a=x', 'put /l/b=y', 'put /l/keep=z']);
-          await letLeaseExpire(lease.ttlSeconds, async () => (await store.get('/l/a')) === undefined);
+          expect((await w.take(3, timeout)).map(describeMessage)).toEqual([
+            'put /l/a=x',
+            'put /l/b=y',
+            'put /l/keep=z',
+          ]);
+          await letLeaseExpire(
+            lease.ttlSeconds,
+            async () => (await store.get('/l/a')) === undefined,
+          );
           const dels = await w.take(2, timeout + lease.ttlSeconds * 1000);
           expect(dels.map(describeMessage).sort()).toEqual(['del /l/a', 'del /l/b']);
           expect((await store.list('/l/')).items.map((k) => k.key)).toEqual(['/l/keep']);
@@ -710,7 +843,13 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         await expectError(store.keepAliveLease(lease.id), LeaseNotFoundError);
         await expectError(store.revokeLease(lease.id), LeaseNotFoundError);
         await expectError(store.put('/l/ghost', 'x', { lease: lease.id }), LeaseNotFoundError);
-        await expectError(store.txn({ compares: [], success: [{ type: 'put', key: '/l/ghost2', value: 'x', lease: lease.id }] }), LeaseNotFoundError);
+        await expectError(
+          store.txn({
+            compares: [],
+            success: [{ type: 'put', key: '/l/ghost2', value: 'x', lease: lease.id }],
+          }),
+          LeaseNotFoundError,
+        );
         expect(await store.get('/l/ghost')).toBeUndefined();
         expect(await store.get('/l/ghost2')).toBeUndefined();
       });
@@ -759,12 +898,21 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         const client = new ResourceClient(store);
         const before = await store.revision();
         const e = await expectError(
-          client.create('Subnet', { id: 's1', networkId: 'n1', cidr: '10.0.0.0/24', gatewayIp: '10.0.1.1' }),
+          client.create('Subnet', {
+            id: 's1',
+            networkId: 'n1',
+            cidr: '10.0.0.0/24',
+            gatewayIp: '10.0.1.1',
+          }),
           ValidationError,
         );
         expect(e.message).toBe('Subnet s1: gatewayIp 10.0.1.1 is outside 10.0.0.0/24');
         expect(await store.revision()).toBe(before);
-        const ok = await client.create('Subnet', { id: 's1', networkId: 'n1', cidr: '10.0.0.0/24' });
+        const ok = await client.create('Subnet', {
+          id: 's1',
+          networkId: 'n1',
+          cidr: '10.0.0.0/24',
+        });
         expect(ok.key).toBe(keys.subnet('s1'));
         const got = await client.get('Subnet', keys.subnet('s1'));
         expect(got?.value).toEqual(ok.value);
@@ -776,7 +924,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         await store.put(keys.network('bad'), JSON.stringify({ id: 'bad', mtu: 'huge' }));
         await store.put(keys.network('notjson'), '{');
         await expectError(client.get('Network', keys.network('bad')), ValidationError);
-        const e = await expectError(client.get('Network', keys.network('notjson')), ValidationError);
+        const e = await expectError(
+          client.get('Network', keys.network('notjson')),
+          ValidationError,
+        );
         expect(e.message).toContain(keys.network('notjson'));
       });
 
@@ -796,8 +947,14 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         expect(await store.get(keys.subnet('s9'))).toBeUndefined();
         expect(await store.revision()).toBe(before);
         // Validation of a later write fails before anything is sent.
-        expect(() => client.txn().create('Network', { id: 'n2' }).create('Network', { id: 'bad id' })).toThrow(ValidationError);
-        const rev = await client.txn().create('Network', { id: 'n2' }).create('Subnet', { id: 's2', networkId: 'n2', cidr: '10.2.0.0/24' }).commit();
+        expect(() =>
+          client.txn().create('Network', { id: 'n2' }).create('Network', { id: 'bad id' }),
+        ).toThrow(ValidationError);
+        const rev = await client
+          .txn()
+          .create('Network', { id: 'n2' })
+          .create('Subnet', { id: 's2', networkId: 'n2', cidr: '10.2.0.0/24' })
+          .commit();
         expect((await store.get(keys.network('n2')))?.modRevision).toBe(rev);
         expect((await store.get(keys.subnet('s2')))?.modRevision).toBe(rev);
       });
@@ -809,7 +966,11 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         if (r.done) throw new Error('syncer ended');
         return r.value;
       }
-      async function until<T extends SyncerMessage['type']>(it: AsyncIterator<SyncerMessage>, type: T, seen: SyncerMessage[] = []): Promise<SyncerMessage[]> {
+      async function until<T extends SyncerMessage['type']>(
+        it: AsyncIterator<SyncerMessage>,
+        type: T,
+        seen: SyncerMessage[] = [],
+      ): Promise<SyncerMessage[]> {
         for (;;) {
           const m = await nextMessage(it);
           seen.push(m);
@@ -817,7 +978,13 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         }
       }
       const changesOf = (msgs: SyncerMessage[]) =>
-        msgs.flatMap((m) => (m.type === 'changes' ? m.changes.map((c) => (c.type === 'put' ? `put ${c.key}=${c.kv.value}` : `del ${c.key}`)) : []));
+        msgs.flatMap((m) =>
+          m.type === 'changes'
+            ? m.changes.map((c) =>
+                c.type === 'put' ? `put ${c.key}=${c.kv.value}` : `del ${c.key}`,
+              )
+            : [],
+        );
 
       it('lists, signals in-sync, then follows live changes', async () => {
         await store.put('/s/a', '1');
@@ -860,7 +1027,12 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           await store.compact(await store.revision());
           gappy.thaw();
           const after = await until(it, 'in-sync');
-          expect(changesOf(after).sort()).toEqual(['del /s/deleted', 'put /s/changed=3', 'put /s/new=1', 'put /s/recreated=1']);
+          expect(changesOf(after).sort()).toEqual([
+            'del /s/deleted',
+            'put /s/changed=3',
+            'put /s/new=1',
+            'put /s/recreated=1',
+          ]);
           const last = after.at(-1);
           expect(last?.type === 'in-sync' && last.resyncs).toBe(1);
           // Live again, without duplicates of what the re-list delivered.
@@ -912,13 +1084,40 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         | { key: string; kind: 'modCurrent'; op: '=' | '!=' };
       const compare: fc.Arbitrary<CompareSpec> = fc.oneof(
         fc.record({ key, kind: fc.constant('exists' as const), value: fc.boolean() }),
-        fc.record({ key, kind: fc.constant('value' as const), op: fc.constantFrom('=' as const, '!=' as const), value }),
-        fc.record({ key, kind: fc.constant('version' as const), op: fc.constantFrom('=' as const, '!=' as const, '<' as const, '>' as const), value: fc.bigInt({ min: 0n, max: 3n }) }),
-        fc.record({ key, kind: fc.constant('modCurrent' as const), op: fc.constantFrom('=' as const, '!=' as const) }),
+        fc.record({
+          key,
+          kind: fc.constant('value' as const),
+          op: fc.constantFrom('=' as const, '!=' as const),
+          value,
+        }),
+        fc.record({
+          key,
+          kind: fc.constant('version' as const),
+          op: fc.constantFrom('=' as const, '!=' as const, '<' as const, '>' as const),
+          value: fc.bigInt({ min: 0n, max: 3n }),
+        }),
+        fc.record({
+          key,
+          kind: fc.constant('modCurrent' as const),
+          op: fc.constantFrom('=' as const, '!=' as const),
+        }),
       );
       const txnOps = fc
-        .uniqueArray(fc.record({ key, type: fc.constantFrom('put' as const, 'delete' as const, 'get' as const), value }), { selector: (o) => o.key, maxLength: 3 })
-        .map((ops) => ops.map((o): TxnOp => (o.type === 'put' ? { type: 'put', key: o.key, value: o.value } : { type: o.type, key: o.key })));
+        .uniqueArray(
+          fc.record({
+            key,
+            type: fc.constantFrom('put' as const, 'delete' as const, 'get' as const),
+            value,
+          }),
+          { selector: (o) => o.key, maxLength: 3 },
+        )
+        .map((ops) =>
+          ops.map((o): TxnOp =>
+            o.type === 'put'
+              ? { type: 'put', key: o.key, value: o.value }
+              : { type: o.type, key: o.key },
+          ),
+        );
       type OpSpec =
         | { op: 'create' | 'put'; key: string; value: string }
         | { op: 'update'; key: string; value: string; expected: 'current' | 'stale' | undefined }
@@ -929,20 +1128,44 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         fc.record({ op: fc.constant('put' as const), key, value }),
         fc.record({ op: fc.constant('update' as const), key, value, expected }),
         fc.record({ op: fc.constant('delete' as const), key, expected }),
-        fc.record({ op: fc.constant('txn' as const), compares: fc.array(compare, { maxLength: 2 }), success: txnOps, failure: txnOps }),
+        fc.record({
+          op: fc.constant('txn' as const),
+          compares: fc.array(compare, { maxLength: 2 }),
+          success: txnOps,
+          failure: txnOps,
+        }),
       );
 
       /** Replaces revisions by their rank among the revisions that occurred, so stores with different offsets compare. */
       function normaliser(revisions: bigint[]) {
-        const rank = new Map([...new Set(revisions)].sort((a, b) => (a < b ? -1 : 1)).map((r, i) => [r, i]));
+        const rank = new Map(
+          [...new Set(revisions)].sort((a, b) => (a < b ? -1 : 1)).map((r, i) => [r, i]),
+        );
         const r = (x: bigint): string => `r${rank.get(x) ?? `?${x}`}`;
-        const kv = (k: KeyValue | undefined) => (k ? { key: k.key, value: k.value, create: r(k.createRevision), mod: r(k.modRevision), version: k.version } : undefined);
+        const kv = (k: KeyValue | undefined) =>
+          k
+            ? {
+                key: k.key,
+                value: k.value,
+                create: r(k.createRevision),
+                mod: r(k.modRevision),
+                version: k.version,
+              }
+            : undefined;
         return {
           kv,
           event: (e: WatchMessage) =>
-            e.type === 'put' ? { t: 'put', kv: kv(e.kv), prev: kv(e.prev) } : e.type === 'delete' ? { t: 'del', key: e.key, rev: r(e.revision), prev: kv(e.prev) } : { t: 'resync' },
+            e.type === 'put'
+              ? { t: 'put', kv: kv(e.kv), prev: kv(e.prev) }
+              : e.type === 'delete'
+                ? { t: 'del', key: e.key, rev: r(e.revision), prev: kv(e.prev) }
+                : { t: 'resync' },
           result: (x: TxnOpResult) =>
-            x.type === 'put' ? { t: 'put', kv: kv(x.kv) } : x.type === 'get' ? { t: 'get', kv: kv(x.kv) } : { t: 'del', deleted: x.deleted, prev: kv(x.prev) },
+            x.type === 'put'
+              ? { t: 'put', kv: kv(x.kv) }
+              : x.type === 'get'
+                ? { t: 'get', kv: kv(x.kv) }
+                : { t: 'del', deleted: x.deleted, prev: kv(x.prev) },
         };
       }
 
@@ -967,14 +1190,39 @@ export function runConformanceSuite(target: ConformanceTarget): void {
                 let run: () => Promise<{ succeeded?: boolean; results?: TxnOpResult[] } | void>;
                 if (spec.op === 'create' || spec.op === 'put') {
                   mop = spec;
-                  run = () => (spec.op === 'create' ? s.create(spec.key, spec.value) : s.put(spec.key, spec.value)).then(() => undefined);
+                  run = () =>
+                    (spec.op === 'create'
+                      ? s.create(spec.key, spec.value)
+                      : s.put(spec.key, spec.value)
+                    ).then(() => undefined);
                 } else if (spec.op === 'update' || spec.op === 'delete') {
                   const actual = (await s.get(spec.key))?.modRevision ?? 0n;
-                  const exp = spec.expected === undefined ? undefined : spec.expected === 'current' ? actual : actual + 1000n;
-                  mop = spec.op === 'update' ? { op: 'update', key: spec.key, value: spec.value, ...(spec.expected ? { expected: spec.expected } : {}) } : { op: 'delete', key: spec.key, ...(spec.expected ? { expected: spec.expected } : {}) };
+                  const exp =
+                    spec.expected === undefined
+                      ? undefined
+                      : spec.expected === 'current'
+                        ? actual
+                        : actual + 1000n;
+                  mop =
+                    spec.op === 'update'
+                      ? {
+                          op: 'update',
+                          key: spec.key,
+                          value: spec.value,
+                          ...(spec.expected ? { expected: spec.expected } : {}),
+                        }
+                      : {
+                          op: 'delete',
+                          key: spec.key,
+                          ...(spec.expected ? { expected: spec.expected } : {}),
+                        };
                   run = () =>
                     (spec.op === 'update'
-                      ? s.update(spec.key, spec.value, exp === undefined ? {} : { expectedModRevision: exp })
+                      ? s.update(
+                          spec.key,
+                          spec.value,
+                          exp === undefined ? {} : { expectedModRevision: exp },
+                        )
                       : s.delete(spec.key, exp === undefined ? {} : { expectedModRevision: exp })
                     ).then(() => undefined);
                 } else {
@@ -986,19 +1234,52 @@ export function runConformanceSuite(target: ConformanceTarget): void {
                       adapterCompares.push({ key: c.key, target: 'exists', value: c.value });
                       modelCompares.push({ key: c.key, target: 'exists', value: c.value });
                     } else if (c.kind === 'value') {
-                      adapterCompares.push({ key: c.key, target: 'value', op: c.op, value: c.value });
+                      adapterCompares.push({
+                        key: c.key,
+                        target: 'value',
+                        op: c.op,
+                        value: c.value,
+                      });
                       modelCompares.push({ key: c.key, target: 'value', op: c.op, value: c.value });
                     } else if (c.kind === 'version') {
-                      adapterCompares.push({ key: c.key, target: 'version', op: c.op, value: c.value });
-                      modelCompares.push({ key: c.key, target: 'version', op: c.op, value: c.value });
+                      adapterCompares.push({
+                        key: c.key,
+                        target: 'version',
+                        op: c.op,
+                        value: c.value,
+                      });
+                      modelCompares.push({
+                        key: c.key,
+                        target: 'version',
+                        op: c.op,
+                        value: c.value,
+                      });
                     } else {
                       const actual = (await s.get(c.key))?.modRevision ?? 0n;
-                      adapterCompares.push({ key: c.key, target: 'modRevision', op: c.op, value: actual });
-                      modelCompares.push({ key: c.key, target: 'modRevision', op: c.op, value: model.state.get(c.key)?.modRevision ?? 0n });
+                      adapterCompares.push({
+                        key: c.key,
+                        target: 'modRevision',
+                        op: c.op,
+                        value: actual,
+                      });
+                      modelCompares.push({
+                        key: c.key,
+                        target: 'modRevision',
+                        op: c.op,
+                        value: model.state.get(c.key)?.modRevision ?? 0n,
+                      });
                     }
                   }
-                  mop = { op: 'txn', compares: modelCompares, success: t.success, failure: t.failure };
-                  run = () => s.txn({ compares: adapterCompares, success: t.success, failure: t.failure }).then((r) => ({ succeeded: r.succeeded, results: r.results }));
+                  mop = {
+                    op: 'txn',
+                    compares: modelCompares,
+                    success: t.success,
+                    failure: t.failure,
+                  };
+                  run = () =>
+                    s
+                      .txn({ compares: adapterCompares, success: t.success, failure: t.failure })
+                      .then((r) => ({ succeeded: r.succeeded, results: r.results }));
                 }
                 const m: ModelOutcome = model.apply(mop);
                 let a: unknown;
@@ -1024,14 +1305,21 @@ export function runConformanceSuite(target: ConformanceTarget): void {
                   w.close();
                 }
               }
-              const modelRevs = [...new Set([start, ...model.events.map((e) => (e.type === 'put' ? e.kv.modRevision : e.revision))])];
+              const modelRevs = [
+                ...new Set([
+                  start,
+                  ...model.events.map((e) => (e.type === 'put' ? e.kv.modRevision : e.revision)),
+                ]),
+              ];
               const na = normaliser([...adapterRevs, end]);
               const nm = normaliser([...modelRevs, model.revision]);
               const norm = (o: unknown, n: ReturnType<typeof normaliser>) => {
                 const x = o as { ok: boolean; results?: TxnOpResult[] };
                 return x.results ? { ...x, results: x.results.map(n.result) } : x;
               };
-              expect(enc(outcomes.map((o) => norm(o.adapter, na)))).toBe(enc(outcomes.map((o) => norm(o.model, nm))));
+              expect(enc(outcomes.map((o) => norm(o.adapter, na)))).toBe(
+                enc(outcomes.map((o) => norm(o.model, nm))),
+              );
               const finalList = (await s.list('/pr/', { revision: end })).items;
               expect(enc(finalList.map(na.kv))).toBe(enc(model.list('/pr/').map(nm.kv)));
               expect(enc(events.map(na.event))).toBe(enc(model.events.map(nm.event)));

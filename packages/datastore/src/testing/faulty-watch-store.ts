@@ -44,7 +44,8 @@ export class GapInjectingDatastore implements Datastore {
   revision = () => this.inner.revision();
   compact = (...a: Parameters<Datastore['compact']>) => this.inner.compact(...a);
   grantLease = (...a: Parameters<Datastore['grantLease']>) => this.inner.grantLease(...a);
-  keepAliveLease = (...a: Parameters<Datastore['keepAliveLease']>) => this.inner.keepAliveLease(...a);
+  keepAliveLease = (...a: Parameters<Datastore['keepAliveLease']>) =>
+    this.inner.keepAliveLease(...a);
   revokeLease = (...a: Parameters<Datastore['revokeLease']>) => this.inner.revokeLease(...a);
   close = () => this.inner.close();
 
@@ -65,7 +66,8 @@ export class GapInjectingDatastore implements Datastore {
         if (severed) break;
         yield m;
       }
-      if (severed && !opts.signal?.aborted) yield { type: 'resync', reason: 'compacted', compactRevision: 0n };
+      if (severed && !opts.signal?.aborted)
+        yield { type: 'resync', reason: 'compacted', compactRevision: 0n };
     } finally {
       this.active.delete(handle);
     }

@@ -7,7 +7,10 @@ export async function within<T>(ms: number, what: string, p: Promise<T>): Promis
     return await Promise.race([
       p,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
+          ms,
+        );
       }),
     ]);
   } finally {
@@ -21,7 +24,12 @@ export class WatchReader {
   private readonly it: AsyncIterator<WatchMessage>;
   ended = false;
 
-  constructor(store: Datastore, prefix: string, opts: Omit<WatchOptions, 'signal'> = {}, signal?: AbortSignal) {
+  constructor(
+    store: Datastore,
+    prefix: string,
+    opts: Omit<WatchOptions, 'signal'> = {},
+    signal?: AbortSignal,
+  ) {
     signal?.addEventListener('abort', () => this.ac.abort(), { once: true });
     this.it = store.watch(prefix, { ...opts, signal: this.ac.signal })[Symbol.asyncIterator]();
   }
@@ -49,7 +57,10 @@ export class WatchReader {
   /** Waits for the end of the watch; fails if a message arrives instead. */
   async expectEnd(timeoutMs = 10_000): Promise<void> {
     const m = await this.next(timeoutMs);
-    if (m) throw new Error(`expected the watch to end, got ${JSON.stringify(m, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+    if (m)
+      throw new Error(
+        `expected the watch to end, got ${JSON.stringify(m, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`,
+      );
   }
 
   close(): void {

@@ -103,7 +103,9 @@ export class ReferenceModel {
       case 'txn': {
         const succeeded = op.compares.every((c) => this.holds(c));
         const ops = succeeded ? op.success : op.failure;
-        const writes = ops.some((o) => o.type === 'put' || (o.type === 'delete' && this.state.has(o.key)));
+        const writes = ops.some(
+          (o) => o.type === 'put' || (o.type === 'delete' && this.state.has(o.key)),
+        );
         if (writes) this.revision++;
         const results: TxnOpResult[] = ops.map((o) => {
           if (o.type === 'get') return { type: 'get', kv: this.state.get(o.key) };
@@ -117,6 +119,8 @@ export class ReferenceModel {
   }
 
   list(prefix: string): KeyValue[] {
-    return [...this.state.values()].filter((kv) => kv.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return [...this.state.values()]
+      .filter((kv) => kv.key.startsWith(prefix))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 }
