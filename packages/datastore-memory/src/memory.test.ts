@@ -1,7 +1,15 @@
 import { ManualClock } from '@calyx/core';
 import { runConformanceSuite } from '@calyx/datastore/testing';
 import { describe, expect, it } from 'vitest';
-import { LeaseKeeper, createDatastore } from '@calyx/datastore';
+import { Container } from 'inversify';
+import {
+  DATASTORE,
+  LeaseKeeper,
+  RESOURCE_CLIENT,
+  type ResourceClient,
+  createDatastore,
+  datastoreModule,
+} from '@calyx/datastore';
 import { MemoryBackend, MemoryDatastore, MemoryEngine, createMemoryDatastore } from './index.js';
 
 const clocks = new WeakMap<object, ManualClock>();
@@ -96,14 +104,11 @@ describe('LeaseKeeper over the memory store', () => {
 
 describe('dependency injection', () => {
   it('binds the datastore and a resource client through datastoreModule', async () => {
-    const { Container } = await import('inversify');
-    const { DATASTORE, RESOURCE_CLIENT, datastoreModule, ResourceClient } =
-      await import('@calyx/datastore');
     const store = createMemoryDatastore();
     const container = new Container();
     container.load(datastoreModule(store));
     expect(container.get(DATASTORE)).toBe(store);
-    const client = container.get<InstanceType<typeof ResourceClient>>(RESOURCE_CLIENT);
+    const client = container.get<ResourceClient>(RESOURCE_CLIENT);
     await client.create('Network', { id: 'n1' });
     expect((await store.get('/calyx/v1/network/n1'))?.value).toContain('"id":"n1"');
     await store.close();
