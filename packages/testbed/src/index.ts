@@ -1,0 +1,21 @@
+export {
+  Testbed,
+  sweepStaleNamespaces,
+  stopPids,
+  type TestHost,
+  type TestVm,
+  type TestbedOptions,
+  type VmAddressV4,
+  type VmAddressV6,
+} from './testbed.js';
+export { Pinger, type PingStats } from './pinger.js';
+export { freePort } from './ports.js';
+export { newRunId, creatorPid } from './names.js';
+export {
+  startEtcd,
+  startRedis,
+  type StartedService,
+  type StartedEtcd,
+  type StartedRedis,
+  type EtcdOptions,
+} from './services.js';
