@@ -54,3 +54,34 @@ export function describeIntegration(name: string, req: Prerequisites, fn: () => 
   }
   describe.skip(`${name} [skipped: missing ${missing.join(', ')}]`, fn);
 }
+
+/**
+ * Polls `check` until it returns a value other than undefined/false, or fails after
+ * `timeoutMs` with the last error or value. For conditions the system reaches on its own
+ * (a route learned over BGP), not a substitute for awaiting an operation.
+ */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const interval = opts.intervalMs ?? 50;
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(
+        `${opts.what ?? 'condition'} not reached within ${timeoutMs} ms (last: ${why})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
