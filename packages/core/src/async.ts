@@ -1,5 +1,5 @@
 import { AbortedError } from './errors.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 /** Waits `ms` on `clock`; rejects with AbortedError when `signal` aborts first. */
 export function sleep(
@@ -131,5 +131,74 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       this.waiter = deferred();
       await this.waiter.promise;
     }
+  }
+}
+
+/**
+ * Runs `fn` whenever triggered, never concurrently: triggers while it runs coalesce into one
+ * more run afterwards. A failed run is retried with backoff on `clock` (a new trigger resets
+ * the backoff). `close()` stops it after the current run.
+ */
+export class SerialTask {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  private failures = 0;
+  private retryTimer: TimerHandle | undefined;
+
+  constructor(
+    private readonly fn: () => Promise<void>,
+    private readonly opts: {
+      clock?: Clock;
+      onError?: (e: unknown, attempt: number) => void;
+      retryBaseMs?: number;
+      retryMaxMs?: number;
+    } = {},
+  ) {}
+
+  trigger(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const clock = this.opts.clock ?? systemClock;
+    do {
+      this.again = false;
+      if (this.retryTimer) {
+        clock.clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+      }
+      try {
+        await this.fn();
+        this.failures = 0;
+      } catch (e) {
+        this.failures++;
+        this.opts.onError?.(e, this.failures);
+        if (!this.closed && !this.again) {
+          const delay = backoffDelay(this.failures - 1, {
+            baseMs: this.opts.retryBaseMs ?? 100,
+            maxMs: this.opts.retryMaxMs ?? 10_000,
+          });
+          this.retryTimer = clock.setTimeout(() => this.trigger(), delay);
+        }
+      }
+    } while (this.again && !this.closed);
+    this.running = undefined;
+  }
+
+  /** Resolves when no run is in progress. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) (this.opts.clock ?? systemClock).clearTimeout(this.retryTimer);
+    await this.idle();
   }
 }

@@ -12,12 +12,8 @@ export interface TimerHandle {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    // Library timers never keep a process alive on their own.
-    t.unref?.();
-    return t as unknown as TimerHandle;
-  },
+  // Timers keep the process alive: whatever starts one stops it with close().
+  setTimeout: (fn, ms) => setTimeout(fn, ms) as unknown as TimerHandle,
   clearTimeout: (h) => clearTimeout(h as unknown as NodeJS.Timeout),
 };
 

@@ -95,3 +95,51 @@ describe('MemoryLogger', () => {
     expect(log.records).toEqual([{ level: 'info', msg: 'hello', fields: { host: 'a', n: 1 } }]);
   });
 });
+
+describe('SerialTask', () => {
+  it('never runs concurrently and coalesces triggers into one more run', async () => {
+    const { SerialTask, deferred } = await import('./index.js');
+    let runs = 0;
+    let active = 0;
+    let gate = deferred<void>();
+    const task = new SerialTask(async () => {
+      active++;
+      expect(active).toBe(1);
+      runs++;
+      await gate.promise;
+      active--;
+    });
+    task.trigger();
+    task.trigger();
+    task.trigger();
+    gate.resolve();
+    gate = deferred<void>();
+    gate.resolve();
+    await task.idle();
+    expect(runs).toBe(2);
+    await task.close();
+  });
+
+  it('retries a failed run with backoff on its clock', async () => {
+    const { SerialTask } = await import('./index.js');
+    const clock = new ManualClock(0);
+    let calls = 0;
+    const errors: number[] = [];
+    const task = new SerialTask(
+      async () => {
+        calls++;
+        if (calls < 3) throw new Error('not yet');
+      },
+      { clock, onError: (_e, n) => errors.push(n), retryBaseMs: 100, retryMaxMs: 100 },
+    );
+    task.trigger();
+    await task.idle();
+    clock.advance(100);
+    await task.idle();
+    clock.advance(100);
+    await task.idle();
+    expect(calls).toBe(3);
+    expect(errors).toEqual([1, 2]);
+    expect(clock.pendingTimers()).toBe(0);
+  });
+});

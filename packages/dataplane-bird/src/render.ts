@@ -91,7 +91,7 @@ function renderPeer(p: BirdPeer, config: BirdConfig): string {
     ...(p.description ? [`  description ${quote(p.description)};`] : []),
     p.localAddress ? `  local ${p.localAddress} as ${p.localAs};` : `  local as ${p.localAs};`,
     `  neighbor ${p.neighborAddress} as ${p.peerAs};`,
-    ...(p.direct ? ['  direct;'] : []),
+    ...(p.direct ? ['  direct;'] : ['  multihop;']),
     ...(p.password ? [`  password "${p.password}";`] : []),
     ...(p.routeReflectorClient ? ['  rr client;'] : []),
     ...(p.routeReflectorClient && p.clusterId ? [`  rr cluster id ${p.clusterId};`] : []),

@@ -33,6 +33,7 @@ describe('planRoutes', () => {
       'net/ipv4/neigh/tapa/proxy_delay=0',
       'net/ipv6/conf/tapa/forwarding=1',
       'net/ipv6/conf/tapa/proxy_ndp=1',
+      'net/ipv6/neigh/tapa/proxy_delay=0',
       'net/ipv4/conf/tapb/forwarding=1',
       'net/ipv4/conf/tapb/proxy_arp=1',
       'net/ipv4/neigh/tapb/proxy_delay=0',

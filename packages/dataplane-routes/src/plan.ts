@@ -85,7 +85,12 @@ export function tapSysctls(tap: string, ipv6: boolean): string[] {
     // The default delays each proxied ARP reply by up to 0.8 s.
     `net/ipv4/neigh/${tap}/proxy_delay=0`,
   ];
-  if (ipv6) out.push(`net/ipv6/conf/${tap}/forwarding=1`, `net/ipv6/conf/${tap}/proxy_ndp=1`);
+  if (ipv6)
+    out.push(
+      `net/ipv6/conf/${tap}/forwarding=1`,
+      `net/ipv6/conf/${tap}/proxy_ndp=1`,
+      `net/ipv6/neigh/${tap}/proxy_delay=0`,
+    );
   return out;
 }
 

@@ -59,6 +59,7 @@ export class RoutesProgrammer implements Programmer<RoutesDesired> {
   private actual: RoutesActual | undefined;
   private links: Map<string, LinkState> | undefined;
   private hostReady = false;
+  private preparing: Promise<void> | undefined;
   private lastStatus = new Map<string, EndpointProgramState>();
 
   constructor(opts: RoutesProgrammerOptions) {
@@ -118,8 +119,14 @@ export class RoutesProgrammer implements Programmer<RoutesDesired> {
     }
   }
 
-  /** Host-wide forwarding and the gateway interface. ip_forward is written only when off: writing it resets every interface's forwarding. */
-  private async prepareHost(): Promise<void> {
+  /** Host-wide forwarding and the gateway interface (one preparation at a time). */
+  private prepareHost(): Promise<void> {
+    this.preparing ??= this.doPrepareHost().finally(() => (this.preparing = undefined));
+    return this.preparing;
+  }
+
+  /** ip_forward is written only when off: writing it resets every interface's forwarding. */
+  private async doPrepareHost(): Promise<void> {
     const files = [
       '/proc/sys/net/ipv4/ip_forward',
       ...(this.ipv6 ? ['/proc/sys/net/ipv6/conf/all/forwarding'] : []),

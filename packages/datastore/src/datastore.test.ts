@@ -127,3 +127,49 @@ describe('reference model', () => {
     expect(m.list('/')).toMatchObject([{ key: '/a', version: 1n, createRevision: 11n }]);
   });
 });
+
+describe('ResourceCache', () => {
+  const kv = (key: string, value: unknown, rev = 1n) => ({
+    key,
+    value: JSON.stringify(value),
+    createRevision: rev,
+    modRevision: rev,
+    version: 1n,
+    lease: null,
+  });
+  it('keeps typed resources by id, follows moves between hosts, reports invalid values', async () => {
+    const { ResourceCache } = await import('./index.js');
+    const cache = new ResourceCache();
+    const ep = { id: 'e1', networkId: 'n1', mac: 'fa:16:3e:00:00:01' };
+    const u = cache.apply([
+      { type: 'put', key: '/calyx/v1/network/n1', kv: kv('/calyx/v1/network/n1', { id: 'n1' }) },
+      {
+        type: 'put',
+        key: '/calyx/v1/host/h1/endpoint/e1',
+        kv: kv('/calyx/v1/host/h1/endpoint/e1', { ...ep, host: 'h1' }),
+      },
+      {
+        type: 'put',
+        key: '/calyx/v1/network/bad',
+        kv: kv('/calyx/v1/network/bad', { id: 'bad', mtu: 'x' }),
+      },
+      { type: 'put', key: '/unrelated/key', kv: kv('/unrelated/key', {}) },
+    ]);
+    expect([...u.kinds].sort()).toEqual(['Endpoint', 'Network']);
+    expect(u.invalid.map((i) => i.key)).toEqual(['/calyx/v1/network/bad']);
+    expect(cache.get('Network', 'n1')?.mtu).toBe(1500);
+    expect(cache.get('Endpoint', 'e1')?.interfaceName).toBe('tape1');
+    // Move to h2: the new key is written before the old one is deleted.
+    cache.apply([
+      {
+        type: 'put',
+        key: '/calyx/v1/host/h2/endpoint/e1',
+        kv: kv('/calyx/v1/host/h2/endpoint/e1', { ...ep, host: 'h2' }, 2n),
+      },
+      { type: 'delete', key: '/calyx/v1/host/h1/endpoint/e1', prev: undefined },
+    ]);
+    expect(cache.get('Endpoint', 'e1')?.host).toBe('h2');
+    cache.apply([{ type: 'delete', key: '/calyx/v1/host/h2/endpoint/e1', prev: undefined }]);
+    expect(cache.size('Endpoint')).toBe(0);
+  });
+});

@@ -56,6 +56,7 @@ export {
   type Stored,
 } from './resource-client.js';
 export { Syncer, type SyncerOptions, type SyncerMessage, type SyncerChange } from './syncer.js';
+export { ResourceCache, type CacheUpdate } from './resource-cache.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
 export {
   createDatastore,

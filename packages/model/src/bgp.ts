@@ -87,6 +87,8 @@ export const bgpPeerSchema = z.strictObject({
     .default('peer'),
   /** Names of the pools this peer is told about; null: the role's default. */
   pools: z.array(idSchema).nullable().default(null),
+  /** On the hosts' own network segment (BGP `direct`); false for a peer reached through routers (`multihop`). */
+  directlyConnected: z.boolean({ error: 'must be true or false' }).default(true),
 });
 export type BgpPeer = z.output<typeof bgpPeerSchema>;
 export type BgpPeerInput = z.input<typeof bgpPeerSchema>;

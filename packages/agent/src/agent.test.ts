@@ -1,0 +1,117 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '@calyx/core';
+import { RecordingRunner } from '@calyx/dataplane';
+import { createMemoryDatastore, type MemoryDatastore } from '@calyx/datastore-memory';
+import { GapInjectingDatastore } from '@calyx/datastore/testing';
+import { ResourceClient } from '@calyx/datastore';
+import { agentConfig, createAgent, type Agent } from './index.js';
+
+function fakeHost(): RecordingRunner {
+  return new RecordingRunner()
+    .on(['ip', '-json', 'link', 'show'], {
+      stdout: JSON.stringify([
+        { ifindex: 7, ifname: 'tapport-1', flags: ['UP'] },
+        { ifindex: 8, ifname: 'calyx-gw', flags: ['UP'] },
+      ]),
+    })
+    .on(['birdc'], (c) => ({
+      stdout: c.argv.includes('status') ? 'Daemon is up and running' : 'Reconfigured',
+    }));
+}
+
+async function seed(store: MemoryDatastore): Promise<void> {
+  const c = new ResourceClient(store);
+  await c.create('Network', { id: 'net' });
+  await c.create('Subnet', { id: 'sub', networkId: 'net', cidr: '10.65.0.0/24' });
+  await c.create('Host', { name: 'compute-1', ipv4Address: '172.31.0.1' });
+  await c.create('Host', { name: 'compute-2', ipv4Address: '172.31.0.2' });
+  await c.create('Endpoint', {
+    id: 'port-1',
+    host: 'compute-1',
+    networkId: 'net',
+    mac: 'fa:16:3e:00:00:01',
+    fixedIps: [{ subnetId: 'sub', ipAddress: '10.65.0.10' }],
+  });
+}
+
+describe('Agent (recorded dataplane)', () => {
+  let store: MemoryDatastore;
+  let stateDir: string;
+  let agent: Agent | undefined;
+  beforeEach(async () => {
+    store = createMemoryDatastore();
+    stateDir = await mkdtemp(join(tmpdir(), 'calyx-agent-test-'));
+    await seed(store);
+  });
+  afterEach(async () => {
+    await agent?.close();
+    agent = undefined;
+    await store.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const batches = (r: RecordingRunner) =>
+    r.callsOf('ip', '-force', '-batch').map((c) => c.input ?? '');
+
+  it('touches the dataplane only once the view is complete, then programs routes and BIRD', async () => {
+    const runner = fakeHost();
+    const gappy = new GapInjectingDatastore(store);
+    gappy.freeze();
+    agent = createAgent(
+      gappy,
+      agentConfig({ hostname: 'compute-1', stateDir, resyncIntervalMs: 0 }),
+      { runner },
+    );
+    const started = agent.start();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runner.calls.map((c) => c.argv.join(' '))).toEqual([]);
+    gappy.thaw();
+    await started;
+    expect(batches(runner).join('')).toContain(
+      'route replace 10.65.0.10/32 dev tapport-1 scope link proto 80',
+    );
+    expect(batches(runner).join('')).toContain('address add 10.65.0.1/32 dev calyx-gw');
+    const conf = await readFile(join(stateDir, 'bird.conf'), 'utf8');
+    expect(conf).toContain('neighbor 172.31.0.2 as 64512;');
+    expect(runner.callsOf('birdc', '-s', join(stateDir, 'bird.ctl'), 'configure')).toHaveLength(1);
+  });
+
+  it('applies only the difference for a change, and leaves BIRD alone when BGP inputs did not change', async () => {
+    const runner = fakeHost();
+    agent = createAgent(
+      store,
+      agentConfig({ hostname: 'compute-1', stateDir, resyncIntervalMs: 0 }),
+      { runner },
+    );
+    await agent.start();
+    runner.clear();
+    await new ResourceClient(store).delete('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-1');
+    await new Promise((r) => setTimeout(r, 20));
+    await agent.idle();
+    expect(batches(runner)).toEqual([
+      'route del 10.65.0.10/32 dev tapport-1 proto 80\nneigh del 10.65.0.10 dev tapport-1\naddress del 10.65.0.1/32 dev calyx-gw\n',
+    ]);
+    expect(runner.callsOf('birdc', '-s', join(stateDir, 'bird.ctl'), 'configure')).toHaveLength(0);
+    expect(runner.callsOf('ip', '-4', '-json', 'route')).toHaveLength(0); // no re-read between resyncs
+  });
+
+  it('re-reads the dataplane on the periodic resync', async () => {
+    const runner = fakeHost();
+    const clock = new ManualClock();
+    agent = createAgent(
+      store,
+      agentConfig({ hostname: 'compute-1', stateDir, resyncIntervalMs: 10_000 }),
+      { runner, clock },
+    );
+    await agent.start();
+    runner.clear();
+    clock.advance(10_000);
+    await new Promise((r) => setTimeout(r, 20));
+    await agent.idle();
+    expect(runner.callsOf('ip', '-4', '-json', 'route', 'show')).toHaveLength(1);
+    expect(agent.stats.reconciles).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -1,0 +1,22 @@
+export const AGENT_CONFIG = Symbol.for('calyx.AgentConfig');
+export const ROUTES_PROGRAMMER = Symbol.for('calyx.RoutesProgrammer');
+export const BIRD_CONTROLLER = Symbol.for('calyx.BirdController');
+
+export interface AgentConfig {
+  /** This host's name: its Host resource and the datastore prefix of its endpoints. */
+  hostname: string;
+  /** Program this network namespace instead of the agent's own (tests, the demo). */
+  netns?: string;
+  /** Where BIRD's config, control socket, pid file and log live. */
+  stateDir: string;
+  /** Route protocol number of endpoint routes. Default 80. */
+  routeProtocol: number;
+  /** Re-read the dataplane and repair drift this often (ms); 0 disables. Default 30 s. */
+  resyncIntervalMs: number;
+}
+
+export function agentConfig(
+  c: Partial<AgentConfig> & Pick<AgentConfig, 'hostname' | 'stateDir'>,
+): AgentConfig {
+  return { routeProtocol: 80, resyncIntervalMs: 30_000, ...c };
+}

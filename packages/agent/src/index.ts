@@ -1,0 +1,9 @@
+export { Agent, type AgentStats } from './agent.js';
+export {
+  AGENT_CONFIG,
+  ROUTES_PROGRAMMER,
+  BIRD_CONTROLLER,
+  agentConfig,
+  type AgentConfig,
+} from './config.js';
+export { agentModule, runtimeModule, createAgent } from './modules.js';

@@ -1,0 +1,12 @@
+export type {
+  ResourceView,
+  DesiredRoutes,
+  DesiredEndpointRoutes,
+  DesiredBgp,
+  DesiredBgpPeer,
+  DesiredExportPolicy,
+  CalcOptions,
+} from './types.js';
+export { computeRoutes, localEndpoints, endpointAddresses } from './routes.js';
+export { computeBgp, advertisedPrefixes, DEFAULT_AS } from './bgp.js';
+export { emptyView } from './view.js';

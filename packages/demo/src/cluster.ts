@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import { silentLogger, type Logger } from '@calyx/core';
+import type { Datastore } from '@calyx/datastore';
+import { createMemoryDatastore, type MemoryDatastore } from '@calyx/datastore-memory';
+import { CalyxDriver } from '@calyx/driver';
+import { agentConfig, createAgent, type Agent } from '@calyx/agent';
+import { BirdController, type BirdConfig } from '@calyx/dataplane-bird';
+import { Testbed, type TestHost, type TestVm } from '@calyx/testbed';
+import type { Endpoint } from '@calyx/model';
+
+export interface ClusterOptions {
+  computeHosts?: number;
+  routeReflector?: boolean;
+  edgeRouter?: boolean;
+  mesh?: boolean;
+  /** Opens a datastore client (one per agent, one for the driver). Default: handles on one in-memory store. */
+  openStore?: () => Promise<Datastore>;
+  logger?: Logger;
+  /** Agents' periodic resync (ms). */
+  resyncIntervalMs?: number;
+}
+
+export const DEPLOYMENT_AS = 64512;
+export const EDGE_AS = 65000;
+export const NETWORK_ID = 'net-demo';
+export const PRIVATE_SUBNET = {
+  id: 'subnet-private',
+  cidr: '10.65.0.0/24',
+  gateway: '10.65.0.1',
+} as const;
+export const PUBLIC_SUBNET = {
+  id: 'subnet-public',
+  cidr: '203.0.113.0/24',
+  gateway: '203.0.113.1',
+} as const;
+export const V6_SUBNET = {
+  id: 'subnet-v6',
+  cidr: '2001:db8:65::/64',
+  gateway: '2001:db8:65::1',
+} as const;
+
+export interface ClusterVm {
+  port: Endpoint;
+  vm: TestVm;
+  ipv4: string;
+  ipv6: string | undefined;
+}
+
+/**
+ * A whole Calyx deployment in network namespaces: compute hosts (each with an agent), an
+ * optional route reflector host (with an agent), an optional edge router (a BIRD of its own,
+ * AS 65000), a driver, and VMs plugged into taps. Everything goes away on `close()`.
+ */
+export class Cluster implements AsyncDisposable {
+  readonly agents = new Map<string, Agent>();
+  readonly hosts = new Map<string, TestHost>();
+  edge: { host: TestHost; bird: BirdController } | undefined;
+  private readonly stores: Datastore[] = [];
+  private readonly stateDirs = new Map<string, string>();
+  private nextAddress = 10;
+
+  private constructor(
+    readonly bed: Testbed,
+    readonly driver: CalyxDriver,
+    private readonly opts: ClusterOptions,
+    private readonly openStore: () => Promise<Datastore>,
+    private readonly logger: Logger,
+  ) {}
+
+  static async create(opts: ClusterOptions = {}): Promise<Cluster> {
+    const logger = opts.logger ?? silentLogger;
+    let openStore = opts.openStore;
+    if (!openStore) {
+      let root: MemoryDatastore | undefined;
+      openStore = async () => (root ? root.connect() : (root = createMemoryDatastore()));
+    }
+    const bed = await Testbed.create({ logger });
+    const store = await openStore();
+    const cluster = new Cluster(bed, new CalyxDriver(store, { logger }), opts, openStore, logger);
+    cluster.stores.push(store);
+    try {
+      await cluster.build();
+    } catch (e) {
+      await cluster.close();
+      throw e;
+    }
+    return cluster;
+  }
+
+  private async build(): Promise<void> {
+    const { driver, bed } = this;
+    await driver.setBgpConfiguration({
+      asNumber: DEPLOYMENT_AS,
+      nodeToNodeMesh: this.opts.mesh ?? true,
+      connectRetrySeconds: 1,
+      holdSeconds: 9,
+    });
+    await driver.putIpPool({ name: 'private', cidr: '10.65.0.0/16' });
+    await driver.putIpPool({ name: 'public', cidr: PUBLIC_SUBNET.cidr, advertise: true });
+    await driver.putIpPool({ name: 'v6', cidr: '2001:db8:65::/48' });
+    await driver.createNetwork({ id: NETWORK_ID, name: 'demo' });
+    for (const s of [PRIVATE_SUBNET, PUBLIC_SUBNET, V6_SUBNET]) {
+      await driver.createSubnet({
+        id: s.id,
+        networkId: NETWORK_ID,
+        cidr: s.cidr,
+        gatewayIp: s.gateway,
+      });
+    }
+    const names = Array.from({ length: this.opts.computeHosts ?? 2 }, (_, i) => `compute-${i + 1}`);
+    if (this.opts.routeReflector ?? true) names.push('rr-1');
+    for (const name of names) {
+      const h = await bed.addHost(name);
+      this.hosts.set(name, h);
+      await driver.registerHost({
+        name,
+        ipv4Address: h.ipv4,
+        ipv6Address: h.ipv6,
+        routeReflectorClusterId: name.startsWith('rr-') ? '1.0.0.1' : null,
+      });
+    }
+    if (this.opts.edgeRouter ?? true) {
+      const host = await bed.addHost('edge');
+      const bird = new BirdController({
+        runner: bed.runner,
+        netns: host.netns,
+        stateDir: await bed.tempDir('edge'),
+      });
+      this.edge = { host, bird };
+      await bird.apply(this.edgeConfig());
+      await driver.putBgpPeer({ name: 'edge', peerIp: host.ipv4, asNumber: EDGE_AS, role: 'edge' });
+    }
+    await Promise.all(names.map((n) => this.startAgent(n)));
+  }
+
+  /** The edge router's own BIRD: eBGP with every host, learns, tells nothing. */
+  private edgeConfig(): BirdConfig {
+    const host = this.edge!.host;
+    return {
+      routerId: host.ipv4,
+      logLevel: 'info',
+      endpointRouteProtocol: null,
+      installRoutes: true,
+      timers: { connectRetrySeconds: 1, holdSeconds: 9, gracefulRestartSeconds: 120 },
+      peers: [...this.hosts.values()].map((h) => ({
+        name: h.name,
+        neighborAddress: h.ipv4,
+        localAddress: host.ipv4,
+        localAs: EDGE_AS,
+        peerAs: DEPLOYMENT_AS,
+        direct: true,
+        routeReflectorClient: false,
+        gracefulRestart: true,
+        family: 4 as const,
+        export: { kind: 'none' as const },
+        import: 'all' as const,
+      })),
+    };
+  }
+
+  /** Starts (or restarts) the agent of a host; resolves when it has programmed its host. */
+  async startAgent(name: string): Promise<Agent> {
+    const h = this.hosts.get(name);
+    if (!h) throw new Error(`no host ${name}`);
+    const store = await this.openStore();
+    this.stores.push(store);
+    // The same state dir across restarts: the restarted agent finds the running BIRD.
+    let stateDir = this.stateDirs.get(name);
+    if (!stateDir) this.stateDirs.set(name, (stateDir = await this.bed.tempDir(`agent-${name}`)));
+    const agent = createAgent(
+      store,
+      agentConfig({
+        hostname: name,
+        netns: h.netns,
+        stateDir,
+        ...(this.opts.resyncIntervalMs ? { resyncIntervalMs: this.opts.resyncIntervalMs } : {}),
+      }),
+      { logger: this.logger, runner: this.bed.runner },
+    );
+    await agent.start();
+    this.agents.set(name, agent);
+    return agent;
+  }
+
+  async stopAgent(name: string): Promise<void> {
+    const a = this.agents.get(name);
+    this.agents.delete(name);
+    await a?.close();
+  }
+
+  /**
+   * A VM on `host`: a port created and bound through the driver, then its namespace plugged
+   * into the tap (as Nova would), addressed statically (DHCP comes later).
+   */
+  async addVm(
+    hostName: string,
+    opts: { name: string; subnet?: 'private' | 'public'; ipv6?: boolean; plugFirst?: boolean },
+  ): Promise<ClusterVm> {
+    const host = this.hosts.get(hostName);
+    if (!host) throw new Error(`no host ${hostName}`);
+    const subnet = opts.subnet === 'public' ? PUBLIC_SUBNET : PRIVATE_SUBNET;
+    const n = this.nextAddress++;
+    const ipv4 = `${subnet.cidr.split('.').slice(0, 3).join('.')}.${n}`;
+    const ipv6 = opts.ipv6 ? `2001:db8:65::${n.toString(16)}` : undefined;
+    const id = randomUUID();
+    const mac = `fa:16:3e:${[n >> 16, (n >> 8) & 0xff, n & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+    const portInput = {
+      id,
+      host: hostName,
+      networkId: NETWORK_ID,
+      name: opts.name,
+      workloadId: opts.name,
+      mac,
+      fixedIps: [
+        { subnetId: subnet.id, ipAddress: ipv4 },
+        ...(ipv6 ? [{ subnetId: V6_SUBNET.id, ipAddress: ipv6 }] : []),
+      ],
+    };
+    const plug = (tapName: string) =>
+      this.bed.addVm(host, {
+        name: opts.name,
+        tapName,
+        mac,
+        ipv4: {
+          address: ipv4,
+          prefixLength: Number(subnet.cidr.split('/')[1]),
+          gateway: subnet.gateway,
+        },
+        ...(ipv6 ? { ipv6: { address: ipv6, gateway: V6_SUBNET.gateway } } : {}),
+      });
+    let vm: TestVm;
+    let port: Endpoint;
+    if (opts.plugFirst) {
+      vm = await plug(`tap${id.slice(0, 11)}`);
+      port = await this.driver.createPort(portInput);
+    } else {
+      port = await this.driver.createPort(portInput);
+      vm = await plug(port.interfaceName);
+    }
+    return { port, vm, ipv4, ipv6 };
+  }
+
+  /** Resolves once every BGP session of every agent (and of the edge router) is Established. */
+  async waitForBgp(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const controllers = [
+      ...[...this.agents.values()].map((a) => a.bird),
+      ...(this.edge ? [this.edge.bird] : []),
+    ];
+    for (;;) {
+      const all = await Promise.all(controllers.map((c) => c.protocols()));
+      const down = all.flat().filter((p) => p.proto === 'BGP' && !p.established);
+      if (down.length === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(`BGP sessions not established: ${down.map((p) => p.name).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Routes a namespace learned over BGP (`proto bird`). */
+  async bgpRoutes(netns: string, family: 4 | 6 = 4): Promise<string[]> {
+    return (await this.bed.routes(netns, family))
+      .filter((r) => r.protocol === 'bird')
+      .map((r) => r.dst);
+  }
+
+  async close(): Promise<void> {
+    for (const a of this.agents.values()) await a.close().catch(() => undefined);
+    this.agents.clear();
+    await this.bed.dispose();
+    for (const s of this.stores.reverse()) await s.close().catch(() => undefined);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

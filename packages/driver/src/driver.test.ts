@@ -1,0 +1,172 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Container } from 'inversify';
+import { createMemoryDatastore } from '@calyx/datastore-memory';
+import { datastoreModule } from '@calyx/datastore';
+import { ValidationError, keys } from '@calyx/model';
+import {
+  AddressInUseError,
+  CalyxDriver,
+  DRIVER,
+  HostUnavailableError,
+  ImmutableFieldError,
+  ResourceExistsError,
+  ResourceInUseError,
+  ResourceNotFoundError,
+  driverModule,
+} from './index.js';
+
+describe('CalyxDriver', () => {
+  let driver: CalyxDriver;
+
+  beforeEach(async () => {
+    driver = new CalyxDriver(createMemoryDatastore());
+    await driver.createNetwork({ id: 'net-a' });
+    await driver.createSubnet({ id: 'sub-a', networkId: 'net-a', cidr: '10.65.0.0/24' });
+    await driver.createSecurityGroup({
+      id: 'sg-web',
+      rules: [{ direction: 'ingress', protocol: 'tcp', portRangeMin: 80 }],
+    });
+    await driver.registerHost({ name: 'compute-1', ipv4Address: '172.31.0.1' });
+    await driver.registerHost({ name: 'compute-2', ipv4Address: '172.31.0.2' });
+  });
+
+  const port = (id: string, ip: string, extra: object = {}) => ({
+    id,
+    networkId: 'net-a',
+    mac: 'fa:16:3e:00:00:01',
+    fixedIps: [{ subnetId: 'sub-a', ipAddress: ip }],
+    securityGroupIds: ['sg-web'],
+    ...extra,
+  });
+
+  it('creates, binds, rebinds, unbinds and deletes a port, keeping its location index right', async () => {
+    const p = await driver.createPort(port('port-1', '10.65.0.10'));
+    expect(p.host).toBeNull();
+    expect(await driver.store.get(keys.endpoint(null, 'port-1'))).toBeDefined();
+    await driver.bindPort('port-1', 'compute-1');
+    expect(await driver.store.get(keys.endpoint(null, 'port-1'))).toBeUndefined();
+    expect((await driver.getPort('port-1'))?.host).toBe('compute-1');
+    await driver.bindPort('port-1', 'compute-2');
+    expect(await driver.store.get(keys.endpoint('compute-1', 'port-1'))).toBeUndefined();
+    expect((await driver.listPorts({ host: 'compute-2' })).map((x) => x.id)).toEqual(['port-1']);
+    await driver.unbindPort('port-1');
+    expect((await driver.getPort('port-1'))?.host).toBeNull();
+    await driver.deletePort('port-1');
+    expect(await driver.getPort('port-1')).toBeUndefined();
+    expect(await driver.store.get(keys.endpointLocation('port-1'))).toBeUndefined();
+  });
+
+  it('refuses bad ports with typed errors and writes nothing', async () => {
+    const before = await driver.store.revision();
+    await expect(driver.createPort(port('p', '10.65.1.10'))).rejects.toThrow(
+      'Endpoint p: fixedIps[0].ipAddress 10.65.1.10 is outside 10.65.0.0/24',
+    );
+    await expect(driver.createPort(port('p', '10.65.0.1'))).rejects.toThrow(/is the gateway/);
+    await expect(driver.createPort(port('p', '10.65.0.10', { networkId: 'nope' }))).rejects.toThrow(
+      ResourceNotFoundError,
+    );
+    await expect(
+      driver.createPort(port('p', '10.65.0.10', { securityGroupIds: ['sg-nope'] })),
+    ).rejects.toThrow('SecurityGroup sg-nope does not exist');
+    await expect(driver.createPort(port('p', '10.65.0.10', { host: 'compute-9' }))).rejects.toThrow(
+      HostUnavailableError,
+    );
+    await expect(driver.createPort(port('p', '10.65.0.10', { mac: 'zz' }))).rejects.toThrow(
+      ValidationError,
+    );
+    expect(await driver.store.revision()).toBe(before);
+    await driver.createPort(port('p1', '10.65.0.10', { host: 'compute-1' }));
+    await expect(driver.createPort(port('p2', '10.65.0.10'))).rejects.toThrow(AddressInUseError);
+    await expect(driver.createPort(port('p1', '10.65.0.11'))).rejects.toThrow(ResourceExistsError);
+    // Same first 11 characters → same tap name on one host.
+    await driver.createPort(port('abcdefghijk-1', '10.65.0.20', { host: 'compute-1' }));
+    await expect(
+      driver.createPort(port('abcdefghijk-2', '10.65.0.21', { host: 'compute-1' })),
+    ).rejects.toThrow(/Interface compute-1\/tapabcdefghijk is in use/);
+  });
+
+  it('protects resources in use and immutable fields', async () => {
+    await driver.createPort(port('p1', '10.65.0.10', { host: 'compute-1' }));
+    await expect(driver.deleteNetwork('net-a')).rejects.toThrow(ResourceInUseError);
+    await expect(driver.deleteSubnet('sub-a')).rejects.toThrow('Subnet sub-a is in use by port p1');
+    await expect(driver.deleteSecurityGroup('sg-web')).rejects.toThrow(ResourceInUseError);
+    await expect(driver.deregisterHost('compute-1')).rejects.toThrow(ResourceInUseError);
+    await expect(
+      driver.updateSubnet({ id: 'sub-a', networkId: 'net-a', cidr: '10.66.0.0/24' }),
+    ).rejects.toThrow(ImmutableFieldError);
+    await driver.deletePort('p1');
+    await driver.deleteSubnet('sub-a');
+    await driver.deleteNetwork('net-a');
+    expect(await driver.listNetworks()).toEqual([]);
+  });
+
+  it('rejects overlapping subnets, even when created concurrently', async () => {
+    await expect(
+      driver.createSubnet({ id: 'sub-b', networkId: 'net-a', cidr: '10.65.0.128/25' }),
+    ).rejects.toThrow('Subnet sub-b: cidr 10.65.0.128/25 overlaps subnet sub-a (10.65.0.0/24)');
+    const results = await Promise.allSettled([
+      driver.createSubnet({ id: 'sub-x', networkId: 'net-a', cidr: '10.70.0.0/16' }),
+      driver.createSubnet({ id: 'sub-y', networkId: 'net-a', cidr: '10.70.5.0/24' }),
+      driver.createSubnet({ id: 'sub-z', networkId: 'net-a', cidr: '10.71.0.0/24' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await driver.listSubnets()).map((s) => s.id).sort()).toEqual([
+      'sub-a',
+      'sub-x',
+      'sub-z',
+    ]);
+  });
+
+  it('checks remote security group references', async () => {
+    await expect(
+      driver.createSecurityGroup({
+        id: 'sg-db',
+        rules: [{ direction: 'ingress', remoteGroupId: 'sg-ghost' }],
+      }),
+    ).rejects.toThrow(
+      'SecurityGroup sg-db: rules[0].remoteGroupId sg-ghost is not an existing security group',
+    );
+    await driver.createSecurityGroup({
+      id: 'sg-db',
+      rules: [
+        { direction: 'ingress', remoteGroupId: 'sg-web' },
+        { direction: 'ingress', remoteGroupId: 'sg-db' },
+      ],
+    });
+    await expect(driver.deleteSecurityGroup('sg-web')).rejects.toThrow(
+      'SecurityGroup sg-web is in use by security group sg-db',
+    );
+  });
+
+  it('keeps concurrent binds of one port consistent', async () => {
+    await driver.createPort(port('p1', '10.65.0.10'));
+    await Promise.all([
+      driver.bindPort('p1', 'compute-1'),
+      driver.bindPort('p1', 'compute-2'),
+      driver.bindPort('p1', 'compute-1'),
+    ]);
+    const all = await driver.listPorts();
+    expect(all.filter((p) => p.id === 'p1')).toHaveLength(1);
+    expect((await driver.getPort('p1'))?.host).toBe(all.find((p) => p.id === 'p1')?.host);
+  });
+
+  it('stores BGP settings, peers and pools', async () => {
+    await driver.setBgpConfiguration({ nodeToNodeMesh: false, asNumber: 64600 });
+    expect((await driver.getBgpConfiguration())?.asNumber).toBe(64600);
+    await driver.putBgpPeer({
+      name: 'edge',
+      peerIp: '172.31.0.254',
+      asNumber: 65000,
+      role: 'edge',
+    });
+    await driver.putIpPool({ name: 'public', cidr: '203.0.113.0/24', advertise: true });
+    await driver.deleteBgpPeer('edge');
+    await expect(driver.deleteBgpPeer('edge')).rejects.toThrow(ResourceNotFoundError);
+  });
+
+  it('is available through DI', () => {
+    const c = new Container();
+    c.load(datastoreModule(driver.store), driverModule());
+    expect(c.get<CalyxDriver>(DRIVER)).toBeInstanceOf(CalyxDriver);
+  });
+});

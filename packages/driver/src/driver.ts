@@ -1,0 +1,458 @@
+import { silentLogger, type Logger } from '@calyx/core';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  ResourceClient,
+  type Datastore,
+  type Stored,
+} from '@calyx/datastore';
+import {
+  assertEndpointAddresses,
+  assertNoSubnetOverlap,
+  keys,
+  securityGroupReferenceIssues,
+  ValidationError,
+  type BgpConfiguration,
+  type BgpConfigurationInput,
+  type BgpPeer,
+  type BgpPeerInput,
+  type Endpoint,
+  type EndpointInput,
+  type Host,
+  type HostInput,
+  type IpPool,
+  type IpPoolInput,
+  type Network,
+  type NetworkInput,
+  type SecurityGroup,
+  type SecurityGroupInput,
+  type Subnet,
+  type SubnetInput,
+} from '@calyx/model';
+import {
+  AddressInUseError,
+  HostUnavailableError,
+  ImmutableFieldError,
+  ResourceExistsError,
+  ResourceInUseError,
+  ResourceNotFoundError,
+  TooManyConflictsError,
+} from './errors.js';
+
+export interface DriverOptions {
+  logger?: Logger;
+  /** Attempts for read-modify-write operations that lose a race. Default 8. */
+  maxAttempts?: number;
+}
+
+/** Serialises subnet creation so two overlapping subnets cannot both pass the overlap check. */
+const SUBNET_GUARD = '/calyx/v1/guard/subnets';
+
+/**
+ * The orchestrator-facing API. Every operation validates everything before writing, writes
+ * multi-key changes in one transaction, and reports failures as typed errors.
+ */
+export class CalyxDriver {
+  readonly client: ResourceClient;
+  private readonly logger: Logger;
+  private readonly maxAttempts: number;
+
+  constructor(
+    readonly store: Datastore,
+    opts: DriverOptions = {},
+  ) {
+    this.client = new ResourceClient(store);
+    this.logger = (opts.logger ?? silentLogger).child({ component: 'driver' });
+    this.maxAttempts = opts.maxAttempts ?? 8;
+  }
+
+  /** Runs a read-modify-write until it commits without a conflicting concurrent write. */
+  private async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof ConflictError) || attempt >= this.maxAttempts) {
+          if (e instanceof ConflictError) throw new TooManyConflictsError(what, attempt);
+          throw e;
+        }
+        this.logger.debug({ what, attempt }, 'conflict, retrying');
+      }
+    }
+  }
+
+  private async require<K extends 'Network' | 'Subnet' | 'SecurityGroup' | 'Host'>(
+    kind: K,
+    key: string,
+    id: string,
+  ) {
+    const r = await this.client.get(kind, key);
+    if (!r) throw new ResourceNotFoundError(kind, id);
+    return r;
+  }
+
+  // ---------------------------------------------------------------- networks
+
+  async createNetwork(input: NetworkInput): Promise<Network> {
+    try {
+      return (await this.client.create('Network', input)).value;
+    } catch (e) {
+      if (e instanceof AlreadyExistsError) throw new ResourceExistsError('Network', input.id);
+      throw e;
+    }
+  }
+
+  async updateNetwork(input: NetworkInput): Promise<Network> {
+    const next = this.client.validate('Network', input);
+    return this.retrying(`update network ${next.id}`, async () => {
+      const cur = await this.require('Network', keys.network(next.id), next.id);
+      return (await this.client.update('Network', next, { expectedModRevision: cur.modRevision }))
+        .value;
+    });
+  }
+
+  async deleteNetwork(id: string): Promise<void> {
+    const cur = await this.require('Network', keys.network(id), id);
+    const subnets = (await this.listSubnets())
+      .filter((s) => s.networkId === id)
+      .map((s) => `subnet ${s.id}`);
+    const ports = (await this.listPorts())
+      .filter((p) => p.networkId === id)
+      .map((p) => `port ${p.id}`);
+    if (subnets.length || ports.length)
+      throw new ResourceInUseError('Network', id, [...subnets, ...ports]);
+    await this.client.delete('Network', keys.network(id), { expectedModRevision: cur.modRevision });
+  }
+
+  async getNetwork(id: string): Promise<Network | undefined> {
+    return (await this.client.get('Network', keys.network(id)))?.value;
+  }
+
+  async listNetworks(): Promise<Network[]> {
+    return (await this.client.list('Network')).items.map((i) => i.value);
+  }
+
+  // ---------------------------------------------------------------- subnets
+
+  async createSubnet(input: SubnetInput): Promise<Subnet> {
+    const subnet = this.client.validate('Subnet', input);
+    return this.retrying(`create subnet ${subnet.id}`, async () => {
+      await this.require('Network', keys.network(subnet.networkId), subnet.networkId);
+      const guard = await this.store.get(SUBNET_GUARD);
+      const existing = await this.client.list('Subnet');
+      if (existing.items.some((s) => s.value.id === subnet.id))
+        throw new ResourceExistsError('Subnet', subnet.id);
+      assertNoSubnetOverlap(
+        subnet,
+        existing.items.map((s) => s.value),
+      );
+      const r = await this.store.txn({
+        compares: [
+          guard
+            ? { key: SUBNET_GUARD, target: 'modRevision', op: '=', value: guard.modRevision }
+            : { key: SUBNET_GUARD, target: 'exists', value: false },
+          { key: keys.subnet(subnet.id), target: 'exists', value: false },
+        ],
+        success: [
+          { type: 'put', key: keys.subnet(subnet.id), value: JSON.stringify(subnet) },
+          { type: 'put', key: SUBNET_GUARD, value: String(Number(guard?.value ?? 0) + 1) },
+        ],
+      });
+      if (!r.succeeded)
+        throw new ConflictError(
+          SUBNET_GUARD,
+          guard?.modRevision,
+          undefined,
+          'subnets changed concurrently',
+        );
+      return subnet;
+    });
+  }
+
+  async updateSubnet(input: SubnetInput): Promise<Subnet> {
+    const next = this.client.validate('Subnet', input);
+    return this.retrying(`update subnet ${next.id}`, async () => {
+      const cur = await this.require('Subnet', keys.subnet(next.id), next.id);
+      if (cur.value.cidr !== next.cidr) throw new ImmutableFieldError('Subnet', next.id, 'cidr');
+      if (cur.value.networkId !== next.networkId)
+        throw new ImmutableFieldError('Subnet', next.id, 'networkId');
+      return (await this.client.update('Subnet', next, { expectedModRevision: cur.modRevision }))
+        .value;
+    });
+  }
+
+  async deleteSubnet(id: string): Promise<void> {
+    const cur = await this.require('Subnet', keys.subnet(id), id);
+    const users = (await this.listPorts())
+      .filter((p) => p.fixedIps.some((f) => f.subnetId === id))
+      .map((p) => `port ${p.id}`);
+    if (users.length) throw new ResourceInUseError('Subnet', id, users);
+    await this.client.delete('Subnet', keys.subnet(id), { expectedModRevision: cur.modRevision });
+  }
+
+  async getSubnet(id: string): Promise<Subnet | undefined> {
+    return (await this.client.get('Subnet', keys.subnet(id)))?.value;
+  }
+
+  async listSubnets(): Promise<Subnet[]> {
+    return (await this.client.list('Subnet')).items.map((i) => i.value);
+  }
+
+  // ---------------------------------------------------------------- security groups
+
+  private async checkGroupReferences(group: SecurityGroup): Promise<void> {
+    const known = new Set((await this.client.list('SecurityGroup')).items.map((g) => g.value.id));
+    const issues = securityGroupReferenceIssues(group, known);
+    if (issues.length) throw new ValidationError('SecurityGroup', group.id, issues);
+  }
+
+  async createSecurityGroup(input: SecurityGroupInput): Promise<SecurityGroup> {
+    const group = this.client.validate('SecurityGroup', input);
+    await this.checkGroupReferences(group);
+    try {
+      return (await this.client.create('SecurityGroup', group)).value;
+    } catch (e) {
+      if (e instanceof AlreadyExistsError) throw new ResourceExistsError('SecurityGroup', group.id);
+      throw e;
+    }
+  }
+
+  async updateSecurityGroup(input: SecurityGroupInput): Promise<SecurityGroup> {
+    const next = this.client.validate('SecurityGroup', input);
+    await this.checkGroupReferences(next);
+    return this.retrying(`update security group ${next.id}`, async () => {
+      const cur = await this.require('SecurityGroup', keys.securityGroup(next.id), next.id);
+      return (
+        await this.client.update('SecurityGroup', next, { expectedModRevision: cur.modRevision })
+      ).value;
+    });
+  }
+
+  async deleteSecurityGroup(id: string): Promise<void> {
+    const cur = await this.require('SecurityGroup', keys.securityGroup(id), id);
+    const ports = (await this.listPorts())
+      .filter((p) => p.securityGroupIds.includes(id))
+      .map((p) => `port ${p.id}`);
+    const groups = (await this.client.list('SecurityGroup')).items
+      .filter((g) => g.value.id !== id && g.value.rules.some((r) => r.remoteGroupId === id))
+      .map((g) => `security group ${g.value.id}`);
+    if (ports.length || groups.length)
+      throw new ResourceInUseError('SecurityGroup', id, [...ports, ...groups]);
+    await this.client.delete('SecurityGroup', keys.securityGroup(id), {
+      expectedModRevision: cur.modRevision,
+    });
+  }
+
+  async getSecurityGroup(id: string): Promise<SecurityGroup | undefined> {
+    return (await this.client.get('SecurityGroup', keys.securityGroup(id)))?.value;
+  }
+
+  async listSecurityGroups(): Promise<SecurityGroup[]> {
+    return (await this.client.list('SecurityGroup')).items.map((i) => i.value);
+  }
+
+  // ---------------------------------------------------------------- ports
+
+  /** Finds a port by id alone (through its location record). */
+  private async locate(id: string): Promise<Stored<Endpoint> | undefined> {
+    const loc = await this.client.get('EndpointLocation', keys.endpointLocation(id));
+    if (!loc) return undefined;
+    return this.client.get('Endpoint', keys.endpoint(loc.value.host, id));
+  }
+
+  /** Everything a port refers to must exist; its addresses and interface name must be free. */
+  private async checkPort(ep: Endpoint): Promise<void> {
+    await this.require('Network', keys.network(ep.networkId), ep.networkId);
+    const subnets = new Map(
+      (await this.client.list('Subnet')).items.map((s) => [s.value.id, s.value]),
+    );
+    assertEndpointAddresses(ep, subnets);
+    for (const g of ep.securityGroupIds)
+      await this.require('SecurityGroup', keys.securityGroup(g), g);
+    if (ep.host !== null) {
+      const host = await this.client.get('Host', keys.host(ep.host));
+      if (!host) throw new HostUnavailableError(ep.host, 'not registered');
+    }
+    const others = (await this.listPorts()).filter((p) => p.id !== ep.id);
+    for (const f of ep.fixedIps) {
+      const holder = others.find((p) => p.fixedIps.some((o) => o.ipAddress === f.ipAddress));
+      if (holder) throw new AddressInUseError(f.ipAddress, `port ${holder.id}`);
+    }
+    if (ep.host !== null) {
+      const clash = others.find((p) => p.host === ep.host && p.interfaceName === ep.interfaceName);
+      if (clash)
+        throw new ResourceInUseError('Interface', `${ep.host}/${ep.interfaceName}`, [
+          `port ${clash.id}`,
+        ]);
+    }
+  }
+
+  /** Creates a port, bound to `host` when given. Fixed IPs are given by the caller. */
+  async createPort(input: EndpointInput): Promise<Endpoint> {
+    const ep = this.client.validate('Endpoint', input);
+    await this.checkPort(ep);
+    try {
+      await this.client
+        .txn()
+        .create('Endpoint', ep)
+        .create('EndpointLocation', { id: ep.id, host: ep.host })
+        .commit();
+    } catch (e) {
+      if (e instanceof AlreadyExistsError) throw new ResourceExistsError('Port', ep.id);
+      throw e;
+    }
+    this.logger.info({ port: ep.id, host: ep.host }, 'port created');
+    return ep;
+  }
+
+  /** Replaces a port. A changed `host` moves it (rebinding) in the same transaction. */
+  async updatePort(input: EndpointInput): Promise<Endpoint> {
+    const next = this.client.validate('Endpoint', input);
+    return this.retrying(`update port ${next.id}`, async () => {
+      const cur = await this.locate(next.id);
+      if (!cur) throw new ResourceNotFoundError('Port', next.id);
+      if (cur.value.networkId !== next.networkId)
+        throw new ImmutableFieldError('Port', next.id, 'networkId');
+      await this.checkPort(next);
+      await this.writePort(cur, next);
+      return next;
+    });
+  }
+
+  private async writePort(cur: Stored<Endpoint>, next: Endpoint): Promise<void> {
+    const txn = this.client.txn();
+    if (cur.value.host === next.host) {
+      txn.update('Endpoint', next, { expectedModRevision: cur.modRevision });
+    } else {
+      // Rebinding: the new key is written before the old one is deleted, in one revision.
+      txn
+        .create('Endpoint', next)
+        .delete('Endpoint', cur.key, { expectedModRevision: cur.modRevision })
+        .put('EndpointLocation', { id: next.id, host: next.host });
+    }
+    try {
+      await txn.commit();
+    } catch (e) {
+      if (e instanceof NotFoundError || e instanceof AlreadyExistsError)
+        throw new ConflictError(cur.key, cur.modRevision, undefined, 'port moved concurrently');
+      throw e;
+    }
+  }
+
+  private async modifyPort(
+    id: string,
+    what: string,
+    change: (ep: Endpoint) => Endpoint,
+  ): Promise<Endpoint> {
+    return this.retrying(`${what} port ${id}`, async () => {
+      const cur = await this.locate(id);
+      if (!cur) throw new ResourceNotFoundError('Port', id);
+      const next = this.client.validate('Endpoint', change(cur.value));
+      await this.checkPort(next);
+      await this.writePort(cur, next);
+      return next;
+    });
+  }
+
+  /** Binds a port to a compute host (Nova's binding:host_id). */
+  bindPort(id: string, host: string): Promise<Endpoint> {
+    return this.modifyPort(id, 'bind', (ep) => ({ ...ep, host }));
+  }
+
+  unbindPort(id: string): Promise<Endpoint> {
+    return this.modifyPort(id, 'unbind', (ep) => ({ ...ep, host: null }));
+  }
+
+  async deletePort(id: string): Promise<void> {
+    await this.retrying(`delete port ${id}`, async () => {
+      const cur = await this.locate(id);
+      if (!cur) throw new ResourceNotFoundError('Port', id);
+      try {
+        await this.client
+          .txn()
+          .delete('Endpoint', cur.key, { expectedModRevision: cur.modRevision })
+          .delete('EndpointLocation', keys.endpointLocation(id))
+          .commit();
+      } catch (e) {
+        if (e instanceof NotFoundError)
+          throw new ConflictError(cur.key, cur.modRevision, undefined, 'port changed concurrently');
+        throw e;
+      }
+    });
+    this.logger.info({ port: id }, 'port deleted');
+  }
+
+  async getPort(id: string): Promise<Endpoint | undefined> {
+    return (await this.locate(id))?.value;
+  }
+
+  /** Every port, or those bound to one host. */
+  async listPorts(opts: { host?: string } = {}): Promise<Endpoint[]> {
+    const r =
+      opts.host === undefined
+        ? await this.client.list('Endpoint')
+        : await this.client.list('Endpoint', { prefix: `/calyx/v1/host/${opts.host}/endpoint/` });
+    return r.items.map((i) => i.value);
+  }
+
+  // ---------------------------------------------------------------- hosts and BGP
+
+  /** Registers (or updates) a compute host and how it speaks BGP. */
+  async registerHost(input: HostInput): Promise<Host> {
+    return (await this.client.put('Host', input)).value;
+  }
+
+  async deregisterHost(name: string): Promise<void> {
+    await this.require('Host', keys.host(name), name);
+    const ports = await this.listPorts({ host: name });
+    if (ports.length)
+      throw new ResourceInUseError(
+        'Host',
+        name,
+        ports.map((p) => `port ${p.id}`),
+      );
+    await this.client.delete('Host', keys.host(name));
+  }
+
+  async listHosts(): Promise<Host[]> {
+    return (await this.client.list('Host')).items.map((i) => i.value);
+  }
+
+  async setBgpConfiguration(
+    input: Omit<BgpConfigurationInput, 'name'> & { name?: string },
+  ): Promise<BgpConfiguration> {
+    return (await this.client.put('BgpConfiguration', { ...input, name: input.name ?? 'default' }))
+      .value;
+  }
+
+  async getBgpConfiguration(name = 'default'): Promise<BgpConfiguration | undefined> {
+    return (await this.client.get('BgpConfiguration', keys.bgpConfiguration(name)))?.value;
+  }
+
+  async putBgpPeer(input: BgpPeerInput): Promise<BgpPeer> {
+    return (await this.client.put('BgpPeer', input)).value;
+  }
+
+  async deleteBgpPeer(name: string): Promise<void> {
+    try {
+      await this.client.delete('BgpPeer', keys.bgpPeer(name));
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new ResourceNotFoundError('BgpPeer', name);
+      throw e;
+    }
+  }
+
+  async putIpPool(input: IpPoolInput): Promise<IpPool> {
+    return (await this.client.put('IpPool', input)).value;
+  }
+
+  async deleteIpPool(name: string): Promise<void> {
+    try {
+      await this.client.delete('IpPool', keys.ipPool(name));
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new ResourceNotFoundError('IpPool', name);
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,11 @@
+export { CalyxDriver, type DriverOptions } from './driver.js';
+export {
+  ResourceNotFoundError,
+  ResourceExistsError,
+  ResourceInUseError,
+  AddressInUseError,
+  HostUnavailableError,
+  ImmutableFieldError,
+  TooManyConflictsError,
+} from './errors.js';
+export { DRIVER, driverModule } from './di.js';
