@@ -94,9 +94,19 @@ export function tapSysctls(tap: string, ipv6: boolean): string[] {
   return out;
 }
 
+const CANONICAL_V4 =
+  /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const CANONICAL_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+/** Canonical text and family; the common case (already-canonical IPv4) skips bigint parsing. */
 function canonical(ip: string): { text: string; family: 4 | 6 } {
+  if (CANONICAL_V4.test(ip)) return { text: ip, family: 4 };
   const a = parseIP(ip);
   return { text: formatIP(a), family: a.family };
+}
+
+function familyOf(canonicalIp: string): 4 | 6 {
+  return canonicalIp.includes(':') ? 6 : 4;
 }
 
 /**
@@ -132,7 +142,7 @@ export function planRoutes(
       status.set(ep.interfaceName, 'interface-down');
       continue;
     }
-    const mac = normalizeMac(ep.mac);
+    const mac = CANONICAL_MAC.test(ep.mac) ? ep.mac : normalizeMac(ep.mac);
     const addrs = ep.addresses.map(canonical);
     const hasV6 = addrs.some((a) => a.family === 6);
     for (const a of addrs) {
@@ -159,7 +169,7 @@ export function planRoutes(
 
   for (const [dst, dev] of actual.routes) {
     if (!wantRoutes.has(dst) && links.has(dev)) {
-      removals.push(`route del ${dst}/${bitsOf(parseIP(dst).family)} dev ${dev} proto ${proto}`);
+      removals.push(`route del ${dst}/${bitsOf(familyOf(dst))} dev ${dev} proto ${proto}`);
       counts.routesRemoved++;
     }
   }
@@ -183,7 +193,7 @@ export function planRoutes(
   }
   for (const a of actual.gatewayAddresses) {
     if (!wantGateways.has(a)) {
-      removals.push(`address del ${a}/${bitsOf(parseIP(a).family)} dev ${opts.gatewayInterface}`);
+      removals.push(`address del ${a}/${bitsOf(familyOf(a))} dev ${opts.gatewayInterface}`);
       counts.gatewayAddresses++;
     }
   }
@@ -197,7 +207,7 @@ export function planRoutes(
   }
   for (const [dst, dev] of wantRoutes) {
     if (actual.routes.get(dst) !== dev) {
-      const fam = parseIP(dst).family;
+      const fam = familyOf(dst);
       additions.push(
         `route replace ${dst}/${bitsOf(fam)} dev ${dev}${fam === 4 ? ' scope link' : ''} proto ${proto}`,
       );

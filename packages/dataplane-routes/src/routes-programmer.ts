@@ -1,10 +1,5 @@
 import { silentLogger, type Logger } from '@calyx/core';
-import {
-  CommandError,
-  type CommandRunner,
-  type Programmer,
-  type ReconcileReport,
-} from '@calyx/dataplane';
+import { type CommandRunner, type Programmer, type ReconcileReport } from '@calyx/dataplane';
 import {
   emptyActual,
   planRoutes,
@@ -39,7 +34,7 @@ export interface RoutesProgrammerOptions {
   ipv6?: boolean;
 }
 
-const SYSCTL_CHUNK = 2000;
+const SYSCTL_CHUNK = 3000;
 
 /**
  * Programs routed L3 to local endpoints: `/32` and `/128` host routes `dev tap… scope link`
@@ -58,8 +53,6 @@ export class RoutesProgrammer implements Programmer<RoutesDesired> {
   private readonly ipv6: boolean;
   private actual: RoutesActual | undefined;
   private links: Map<string, LinkState> | undefined;
-  private hostReady = false;
-  private preparing: Promise<void> | undefined;
   private lastStatus = new Map<string, EndpointProgramState>();
 
   constructor(opts: RoutesProgrammerOptions) {
@@ -87,17 +80,18 @@ export class RoutesProgrammer implements Programmer<RoutesDesired> {
   invalidate(): void {
     this.actual = undefined;
     this.links = undefined;
-    this.hostReady = false;
   }
 
-  private ip(args: string[], input?: string) {
+  private ip(args: string[], input?: string, okExitCodes?: number[]) {
     return this.runner.run(['ip', ...args], {
       ...(this.netns ? { netns: this.netns } : {}),
       ...(input !== undefined ? { input } : {}),
+      ...(okExitCodes ? { okExitCodes } : {}),
     });
   }
 
-  private async readFile(paths: string[]): Promise<Map<string, string>> {
+  /** `grep -H . files…` in chunks that fit the argument limit; missing files are skipped. */
+  private async readFiles(paths: string[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for (let i = 0; i < paths.length; i += SYSCTL_CHUNK) {
       const r = await this.runner.run(['grep', '-H', '.', ...paths.slice(i, i + SYSCTL_CHUNK)], {
@@ -109,146 +103,162 @@ export class RoutesProgrammer implements Programmer<RoutesDesired> {
     return out;
   }
 
-  private async sysctl(assignments: string[]): Promise<void> {
-    for (let i = 0; i < assignments.length; i += SYSCTL_CHUNK) {
-      await this.runner.run(['sysctl', '-q', '-w', ...assignments.slice(i, i + SYSCTL_CHUNK)], {
-        ...(this.netns ? { netns: this.netns } : {}),
-        // A tap that vanished mid-way fails its keys; the next apply sees the link is gone.
-        okExitCodes: [0, 1, 255],
-      });
+  /** All sysctl writes in one `sysctl -p -`, in order (host-wide first). */
+  private async writeSysctls(assignments: string[]): Promise<void> {
+    if (assignments.length === 0) return;
+    await this.runner.run(['sysctl', '-q', '-p', '-'], {
+      ...(this.netns ? { netns: this.netns } : {}),
+      input: assignments.map((a) => a.replace('=', ' = ')).join('\n') + '\n',
+      // A tap that vanished mid-way fails its keys; the next apply sees the link is gone.
+      okExitCodes: [0, 1, 255],
+    });
+  }
+
+  /**
+   * Reads what we own in one or two `ip -json -batch` calls: links, our routes, permanent
+   * neighbours, the gateway interface's addresses (and, for IPv6, routes and proxy entries).
+   */
+  private async readState(): Promise<{ links: Map<string, LinkState>; actual: RoutesActual }> {
+    const accept = (dev: string): boolean => this.owns(dev);
+    const proto = String(this.proto);
+    // `addr show` goes first: after a `link show` in the same batch, iproute2 6.1 prints no
+    // addresses. It is the only command that can fail (no gateway interface yet), which the
+    // exit code tells.
+    const v4 = await this.ip(
+      ['-json', '-force', '-batch', '-'],
+      [
+        `addr show dev ${this.gatewayInterface}`,
+        'link show',
+        `route show table main proto ${proto}`,
+        'neigh show nud permanent',
+      ].join('\n') + '\n',
+      [0, 1],
+    );
+    const lines = v4.stdout.split('\n').filter((l) => l.startsWith('['));
+    const addrJson = v4.exitCode === 0 ? lines.shift() : undefined;
+    const [linksJson = '[]', routesJson = '[]', neighJson = '[]'] = lines;
+    const links = parseLinks(linksJson);
+    const actual = emptyActual();
+    actual.routes = parseHostRoutes(routesJson, accept);
+    actual.neighbours = parseNeighbours(neighJson, accept);
+    actual.gatewayAddresses =
+      links.has(this.gatewayInterface) && addrJson ? parseAddresses(addrJson) : new Set();
+    if (this.ipv6) {
+      const v6 = await this.ip(
+        ['-6', '-json', '-batch', '-'],
+        `route show table main proto ${proto}\nneigh show proxy\n`,
+      );
+      const [r6 = '[]', proxies = '[]'] = v6.stdout.split('\n').filter((l) => l.startsWith('['));
+      for (const [k, v] of parseHostRoutes(r6, accept)) actual.routes.set(k, v);
+      actual.proxies = parseProxies(proxies, accept);
     }
+    return { links, actual };
   }
 
-  /** Host-wide forwarding and the gateway interface (one preparation at a time). */
-  private prepareHost(): Promise<void> {
-    this.preparing ??= this.doPrepareHost().finally(() => (this.preparing = undefined));
-    return this.preparing;
-  }
-
-  /** ip_forward is written only when off: writing it resets every interface's forwarding. */
-  private async doPrepareHost(): Promise<void> {
-    const files = [
+  /**
+   * Host-wide forwarding (written only when off: writing ip_forward resets every interface's
+   * forwarding) and, for interfaces that already carry our routes (a restarted agent), their
+   * sysctls, so they are not rewritten.
+   */
+  private hostSysctlPaths(): string[] {
+    return [
       '/proc/sys/net/ipv4/ip_forward',
       ...(this.ipv6 ? ['/proc/sys/net/ipv6/conf/all/forwarding'] : []),
     ];
-    const now = await this.readFile(files);
+  }
+
+  private async readSysctls(
+    links: Map<string, LinkState>,
+    actual: RoutesActual,
+    hostValues: Map<string, string>,
+  ): Promise<string[]> {
+    const host = this.hostSysctlPaths();
+    const programmed = new Set(actual.routes.values());
+    const taps = [...links.values()].filter((l) => l.up && programmed.has(l.name));
+    const tapPaths = (l: LinkState) =>
+      tapSysctls(l.name, this.ipv6).map((s) => `/proc/sys/${s.slice(0, s.indexOf('='))}`);
+    const values = taps.length
+      ? await this.readFiles(taps.flatMap(tapPaths))
+      : new Map<string, string>();
+    for (const [k, v] of hostValues) values.set(k, v);
     const writes: string[] = [];
-    if (now.get(files[0]!) !== '1') writes.push('net/ipv4/ip_forward=1');
-    if (this.ipv6 && now.get(files[1]!) !== '1') writes.push('net/ipv6/conf/all/forwarding=1');
-    if (writes.length) await this.sysctl(writes);
-    const links = parseLinks((await this.ip(['-json', 'link', 'show'])).stdout);
-    if (!links.has(this.gatewayInterface)) {
-      try {
-        await this.ip(['link', 'add', this.gatewayInterface, 'type', 'dummy']);
-      } catch (e) {
-        // No dummy module (as on this kind of machine): a veth pair whose peer stays with it.
-        if (!(e instanceof CommandError)) throw e;
-        await this.ip([
-          'link',
-          'add',
-          this.gatewayInterface,
-          'type',
-          'veth',
-          'peer',
-          'name',
-          `${this.gatewayInterface}p`.slice(0, 15),
-        ]);
-        await this.ip(['link', 'set', `${this.gatewayInterface}p`.slice(0, 15), 'up']);
+    if (values.get(host[0]!) !== '1') writes.push('net/ipv4/ip_forward=1');
+    if (this.ipv6 && values.get(host[1]!) !== '1') writes.push('net/ipv6/conf/all/forwarding=1');
+    if (writes.length === 0) {
+      for (const l of taps) {
+        const ok = tapSysctls(l.name, this.ipv6).every(
+          (s) =>
+            values.get(`/proc/sys/${s.slice(0, s.indexOf('='))}`) === s.slice(s.indexOf('=') + 1),
+        );
+        if (ok) actual.configured.set(l.name, l.ifindex);
       }
-      await this.ip(['link', 'set', this.gatewayInterface, 'up']);
-      this.logger.info({ interface: this.gatewayInterface }, 'created the gateway interface');
     }
-    this.hostReady = true;
+    return writes;
   }
 
-  private async readLinks(): Promise<Map<string, LinkState>> {
-    return parseLinks((await this.ip(['-json', 'link', 'show'])).stdout);
+  /**
+   * Batch lines creating the gateway interface: a dummy where the kernel has them, else a
+   * veth pair. Exactly one of the two `link add` lines fails, which is expected.
+   */
+  private gatewayInterfaceLines(): string[] {
+    const gw = this.gatewayInterface;
+    const peer = `${gw}p`.slice(0, 15);
+    return [
+      `link add ${gw} type dummy`,
+      `link add ${gw} type veth peer name ${peer}`,
+      `link set ${peer} up`,
+      `link set ${gw} up`,
+    ];
   }
 
-  private async readActual(links: Map<string, LinkState>): Promise<RoutesActual> {
-    const accept = (dev: string): boolean => this.owns(dev);
-    const a = emptyActual();
-    a.routes = parseHostRoutes(
-      (
-        await this.ip([
-          '-4',
-          '-json',
-          'route',
-          'show',
-          'table',
-          'main',
-          'proto',
-          String(this.proto),
-        ])
-      ).stdout,
-      accept,
+  private async createGatewayInterface(): Promise<void> {
+    await this.ip(
+      ['-force', '-batch', '-'],
+      this.gatewayInterfaceLines().join('\n') + '\n',
+      [0, 1],
     );
-    if (this.ipv6) {
-      for (const [k, v] of parseHostRoutes(
-        (
-          await this.ip([
-            '-6',
-            '-json',
-            'route',
-            'show',
-            'table',
-            'main',
-            'proto',
-            String(this.proto),
-          ])
-        ).stdout,
-        accept,
-      ))
-        a.routes.set(k, v);
-      a.proxies = parseProxies(
-        (await this.ip(['-6', '-json', 'neigh', 'show', 'proxy'])).stdout,
-        accept,
-      );
-    }
-    a.neighbours = parseNeighbours(
-      (await this.ip(['-json', 'neigh', 'show', 'nud', 'permanent'])).stdout,
-      accept,
-    );
-    if (links.has(this.gatewayInterface)) {
-      a.gatewayAddresses = parseAddresses(
-        (await this.ip(['-json', 'addr', 'show', 'dev', this.gatewayInterface])).stdout,
-      );
-    }
-    // Adopt interfaces whose sysctls are already right, so a restart rewrites nothing.
-    const taps = [...links.values()].filter((l) => this.owns(l.name) && l.up);
-    const paths = taps.flatMap((l) =>
-      tapSysctls(l.name, this.ipv6).map((s) => `/proc/sys/${s.slice(0, s.indexOf('='))}`),
-    );
-    const values = await this.readFile(paths);
-    for (const l of taps) {
-      const ok = tapSysctls(l.name, this.ipv6).every(
-        (s) =>
-          values.get(`/proc/sys/${s.slice(0, s.indexOf('='))}`) === s.slice(s.indexOf('=') + 1),
-      );
-      if (ok) a.configured.set(l.name, l.ifindex);
-    }
-    return a;
   }
 
   async apply(desired: RoutesDesired): Promise<ReconcileReport> {
     const t0 = performance.now();
-    if (!this.hostReady) await this.prepareHost();
-    this.links ??= await this.readLinks();
-    this.actual ??= await this.readActual(this.links);
+    let hostWrites: string[] = [];
+    let prelude: string[] = [];
+    if (!this.actual || !this.links) {
+      // The host-wide sysctls are read alongside the interface state.
+      const [state, hostValues] = await Promise.all([
+        this.readState(),
+        this.readFiles(this.hostSysctlPaths()),
+      ]);
+      if (!state.links.has(this.gatewayInterface)) {
+        // Created in the same batch as everything else, ahead of its addresses.
+        prelude = this.gatewayInterfaceLines();
+        state.links.set(this.gatewayInterface, {
+          name: this.gatewayInterface,
+          ifindex: -1,
+          up: true,
+        });
+        this.logger.info({ interface: this.gatewayInterface }, 'creating the gateway interface');
+      }
+      hostWrites = await this.readSysctls(state.links, state.actual, hostValues);
+      this.links = state.links;
+      this.actual = state.actual;
+    }
     const plan = planRoutes(desired, this.actual, this.links, {
       routeProtocol: this.proto,
       gatewayInterface: this.gatewayInterface,
     });
     // Sysctls before routes: a tap must answer ARP by the time its route exists.
-    if (plan.sysctls.length) await this.sysctl(plan.sysctls);
+    await this.writeSysctls([...hostWrites, ...plan.sysctls]);
     let failed = false;
-    if (plan.batch.length) {
-      const r = await this.runner.run(['ip', '-force', '-batch', '-'], {
-        ...(this.netns ? { netns: this.netns } : {}),
-        input: plan.batch.join('\n') + '\n',
-        okExitCodes: [0, 1],
-      });
-      if (r.exitCode !== 0) {
+    const batch = [...prelude, ...plan.batch];
+    if (batch.length) {
+      const r = await this.ip(['-force', '-batch', '-'], batch.join('\n') + '\n', [0, 1]);
+      // Line numbers of failed commands; one of the two gateway `link add` lines always fails.
+      const failedLines = [...r.stderr.matchAll(/Command failed -:(\d+)/g)].map((m) =>
+        Number(m[1]),
+      );
+      const unexpected = failedLines.filter((n) => n > 2 || prelude.length === 0);
+      if (r.exitCode !== 0 && (unexpected.length > 0 || failedLines.length !== 1)) {
         failed = true;
         this.logger.warn(
           { stderr: r.stderr.split('\n').slice(0, 5).join(' | ') },
@@ -288,7 +298,8 @@ export class RoutesProgrammer implements Programmer<RoutesDesired> {
     onChange: (name: string) => void,
     onReady?: () => void,
   ): Promise<void> {
-    if (!this.hostReady) await this.prepareHost();
+    // The probe below needs the gateway interface; creating it is idempotent.
+    if (!this.links?.has(this.gatewayInterface)) await this.createGatewayInterface();
     const child = this.runner.spawn(['ip', '-o', 'monitor', 'link'], {
       ...(this.netns ? { netns: this.netns } : {}),
       signal,

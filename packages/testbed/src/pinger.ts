@@ -58,6 +58,11 @@ export class Pinger {
     }
   }
 
+  /** performance.now() of the first reply, if any. */
+  get firstReplyTime(): number | undefined {
+    return this.firstReplyAt;
+  }
+
   /** Resolves once `n` replies have arrived in total. */
   waitForReplies(n = 1): Promise<void> {
     if (this.replies.size >= n) return Promise.resolve();

@@ -220,7 +220,13 @@ export class Testbed implements AsyncDisposable {
       ...(opts.mtu ? ['mtu', String(opts.mtu)] : []),
     ]);
     await this.exec(netns, ['ip', 'link', 'set', 'eth0', 'up']);
-    if (opts.tapUp ?? true) await this.exec(host.netns, ['ip', 'link', 'set', opts.tapName, 'up']);
+    if (opts.tapUp ?? true) {
+      await this.exec(host.netns, ['ip', 'link', 'set', opts.tapName, 'up']);
+      // The kernel activates a new link's queue from its linkwatch work, up to a second after
+      // carrier comes up; until then packets are dropped. A plugged VM is one whose wire works.
+      await this.waitForOperUp(netns, 'eth0');
+      await this.waitForOperUp(host.netns, opts.tapName);
+    }
     const vm: TestVm = { name: opts.name, netns, host, tapName: opts.tapName, mac: opts.mac };
     if (opts.ipv4) {
       vm.ipv4 = opts.ipv4;
@@ -272,6 +278,19 @@ export class Testbed implements AsyncDisposable {
     return vm;
   }
 
+  /** Waits until an interface's operational state is UP (carrier on, queue active). */
+  async waitForOperUp(netns: string, ifname: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.exec(netns, ['ip', '-json', 'link', 'show', 'dev', ifname]);
+      const link = (JSON.parse(r.stdout || '[]') as { operstate?: string; qdisc?: string }[])[0];
+      if (link?.operstate === 'UP' && link.qdisc !== 'noop') return;
+      if (Date.now() > deadline)
+        throw new Error(`${ifname} in ${netns} not operationally up after ${timeoutMs} ms`);
+      await sleep(10);
+    }
+  }
+
   /** Unplugs a VM: its namespace and tap go away. */
   async removeVm(vm: TestVm): Promise<void> {
     await this.killNamespaceProcesses(vm.netns);
@@ -309,6 +328,35 @@ export class Testbed implements AsyncDisposable {
     } finally {
       await pinger.stop();
     }
+  }
+
+  /**
+   * Repeats one-shot pings (each waiting `attemptMs`) until one is answered; returns the
+   * performance.now() at which the answered ping exited (just after its reply arrived).
+   * Unlike a continuous `ping -i`, which sends about once a second until its first reply,
+   * this probes at a steady rate.
+   */
+  async firstReply(
+    from: TestVm | TestHost,
+    target: string,
+    opts: { attemptMs?: number; timeoutMs?: number } = {},
+  ): Promise<number> {
+    const attempt = String((opts.attemptMs ?? 20) / 1000);
+    const deadline = performance.now() + (opts.timeoutMs ?? 15_000);
+    const family = target.includes(':') ? '-6' : '-4';
+    while (performance.now() < deadline) {
+      try {
+        await this.runner.run(['ping', family, '-n', '-q', '-c', '1', '-W', attempt, target], {
+          netns: from.netns,
+        });
+        return performance.now();
+      } catch (e) {
+        if (!(e instanceof CommandError)) throw e;
+      }
+    }
+    throw new Error(
+      `no reply from ${target} to ${from.name} within ${opts.timeoutMs ?? 15_000} ms`,
+    );
   }
 
   /** A continuous ping from `from`; stop it to get loss statistics. */

@@ -1,3 +1,3 @@
 export type { BenchmarkResult, BenchContext, BenchmarkSuite, BenchReport } from './types.js';
-export { median, percentile, timeRuns, result, meetsTarget } from './measure.js';
+export { median, percentile, timeRuns, result, meetsTarget, describeTargets } from './measure.js';
 export { renderSvg, renderMarkdown, mergeResults, svgFileName, fmt } from './report.js';

@@ -38,6 +38,18 @@ export function result(r: Omit<BenchmarkResult, 'ratio'>): BenchmarkResult {
 
 /** Whether a result meets its target (true when it has none). */
 export function meetsTarget(r: BenchmarkResult): boolean {
-  if (r.target === null) return true;
-  return r.lowerIsBetter ? r.ratio <= r.target : r.ratio >= r.target;
+  const ratioOk =
+    r.target === null || (r.lowerIsBetter ? r.ratio <= r.target : r.ratio >= r.target);
+  const abs = r.absoluteTarget;
+  const absOk = !abs || (abs.op === '<=' ? r.value <= abs.value : r.value >= abs.value);
+  return ratioOk && absOk;
+}
+
+/** The targets of a result in words: `≤ 1.2× the baseline`, `≤ 1000 ms`. */
+export function describeTargets(r: BenchmarkResult): string {
+  const parts: string[] = [];
+  if (r.target !== null) parts.push(`${r.lowerIsBetter ? '≤' : '≥'} ${r.target}×`);
+  if (r.absoluteTarget)
+    parts.push(`${r.absoluteTarget.op === '<=' ? '≤' : '≥'} ${r.absoluteTarget.value} ${r.unit}`);
+  return parts.join(', ');
 }

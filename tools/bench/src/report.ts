@@ -1,4 +1,4 @@
-import { meetsTarget } from './measure.js';
+import { describeTargets, meetsTarget } from './measure.js';
 import type { BenchmarkResult, BenchReport } from './types.js';
 
 const esc = (s: string) =>
@@ -29,10 +29,10 @@ export function renderSvg(r: BenchmarkResult): string {
     { label: r.baseline.name, value: r.baseline.value, colour: '#8a8f98' },
   ];
   const ok = meetsTarget(r);
-  const targetText =
-    r.target === null
-      ? 'no target'
-      : `target ${r.lowerIsBetter ? '≤' : '≥'} ${r.target}× — ${ok ? 'met' : 'MISSED'}`;
+  const hasTarget = r.target !== null || r.absoluteTarget !== undefined;
+  const targetText = hasTarget
+    ? `target ${describeTargets(r)} — ${ok ? 'met' : 'MISSED'}`
+    : 'no target';
   const rows = bars
     .map((b, i) => {
       const y = 44 + i * 34;
@@ -69,9 +69,9 @@ export function renderMarkdown(report: BenchReport): string {
     ...report.results.map(
       (r) =>
         `| [${r.id}](#${r.id.replace(/[^a-z0-9-]/gi, '').toLowerCase()}) | ${fmt(r.value)} ${r.unit} | ${fmt(r.baseline.value)} ${r.unit} (${r.baseline.name}) | ${fmt(r.ratio)}× | ${
-          r.target === null
+          r.target === null && r.absoluteTarget === undefined
             ? '—'
-            : `${r.lowerIsBetter ? '≤' : '≥'} ${r.target}× ${meetsTarget(r) ? '✅' : '❌ missed'}`
+            : `${describeTargets(r)} ${meetsTarget(r) ? '✅' : '❌ missed'}`
         } |`,
     ),
     '',

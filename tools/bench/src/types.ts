@@ -11,6 +11,8 @@ export interface BenchmarkResult {
   ratio: number;
   /** The issue's bound on the ratio (≤ when lowerIsBetter, ≥ otherwise), or null. */
   target: number | null;
+  /** A bound on the value itself, when the issue sets one (e.g. p99 ≤ 1000 ms). */
+  absoluteTarget?: { op: '<=' | '>='; value: number };
   /** Free-form facts about the run (sizes, sample counts, percentiles). */
   details?: Record<string, unknown>;
 }
