@@ -9,18 +9,28 @@ import { GapInjectingDatastore } from '@calyx/datastore/testing';
 import { ResourceClient } from '@calyx/datastore';
 import { agentConfig, createAgent, type Agent } from './index.js';
 
+/** A host with one tap and the gateway interface, answering the programmers' reads. */
 function fakeHost(): RecordingRunner {
+  const links = [
+    { ifindex: 7, ifname: 'tapport-1', flags: ['UP'] },
+    { ifindex: 8, ifname: 'calyx-gw', flags: ['UP'] },
+  ];
   return new RecordingRunner()
-    .on(['ip', '-json', 'link', 'show'], {
-      stdout: JSON.stringify([
-        { ifindex: 7, ifname: 'tapport-1', flags: ['UP'] },
-        { ifindex: 8, ifname: 'calyx-gw', flags: ['UP'] },
-      ]),
+    .on(['ip', '-json', '-force', '-batch', '-'], {
+      stdout: [
+        JSON.stringify([{ ifname: 'calyx-gw', addr_info: [] }]),
+        JSON.stringify(links),
+        '[]',
+        '[]',
+      ].join('\n'),
     })
+    .on(['ip', '-6', '-json', '-batch', '-'], { stdout: '[]\n[]\n' })
     .on(['birdc'], (c) => ({
       stdout: c.argv.includes('status') ? 'Daemon is up and running' : 'Reconfigured',
     }));
 }
+
+const stateReads = (r: RecordingRunner) => r.callsOf('ip', '-json', '-force', '-batch');
 
 async function seed(store: MemoryDatastore): Promise<void> {
   const c = new ResourceClient(store);
@@ -95,7 +105,7 @@ describe('Agent (recorded dataplane)', () => {
       'route del 10.65.0.10/32 dev tapport-1 proto 80\nneigh del 10.65.0.10 dev tapport-1\naddress del 10.65.0.1/32 dev calyx-gw\n',
     ]);
     expect(runner.callsOf('birdc', '-s', join(stateDir, 'bird.ctl'), 'configure')).toHaveLength(0);
-    expect(runner.callsOf('ip', '-4', '-json', 'route')).toHaveLength(0); // no re-read between resyncs
+    expect(stateReads(runner)).toHaveLength(0); // no re-read between resyncs
   });
 
   it('re-reads the dataplane on the periodic resync', async () => {
@@ -111,7 +121,7 @@ describe('Agent (recorded dataplane)', () => {
     clock.advance(10_000);
     await new Promise((r) => setTimeout(r, 20));
     await agent.idle();
-    expect(runner.callsOf('ip', '-4', '-json', 'route', 'show')).toHaveLength(1);
+    expect(stateReads(runner)).toHaveLength(1);
     expect(agent.stats.reconciles).toBeGreaterThanOrEqual(2);
   });
 });
