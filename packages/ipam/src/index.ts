@@ -1,0 +1,20 @@
+export {
+  Ipam,
+  IpamExhaustedError,
+  AddressAllocatedError,
+  AddressNotAssignableError,
+  IpamContentionError,
+  subnetPool,
+  subnetPoolName,
+  type Allocation,
+  type IpamOptions,
+} from './ipam.js';
+export {
+  checkIpam,
+  repairIpam,
+  portHandle,
+  endpointOfHandle,
+  type IpamCheckReport,
+  type IpamRepairResult,
+} from './check.js';
+export { blockPrefixFor, reservedAddresses, autoAssignable } from './block.js';

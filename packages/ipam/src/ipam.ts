@@ -1,0 +1,589 @@
+import { createHash } from 'node:crypto';
+import { CalyxError, backoffDelay, silentLogger, sleep, type Logger } from '@calyx/core';
+import {
+  cidrContains,
+  formatCidr,
+  formatIP,
+  parseCidr,
+  parseIP,
+  subnetsOf,
+  type Cidr,
+} from '@calyx/netaddr';
+import {
+  HANDLE_PATTERN,
+  KINDS,
+  keys,
+  prefixes,
+  parseResource,
+  type BlockAffinity,
+  type IpamBlock,
+  type IpamHandle,
+  type IpPool,
+  type Subnet,
+} from '@calyx/model';
+import type { Compare, Datastore, KeyValue, TxnOp } from '@calyx/datastore';
+import {
+  addressAt,
+  allocateNext,
+  allocateOrdinal,
+  assignableCount,
+  autoAssignable,
+  blockOf,
+  blockPrefixFor,
+  cloneBlock,
+  freeOrdinal,
+  holderOf,
+  isEmpty,
+  newBlock,
+  ordinalOf,
+  reservedAddresses,
+} from './block.js';
+
+export class IpamExhaustedError extends CalyxError {
+  constructor(
+    readonly subnetId: string,
+    readonly cidr: string,
+  ) {
+    super('IPAM_EXHAUSTED', `no free address left in subnet ${subnetId} (${cidr})`);
+  }
+}
+
+export class AddressAllocatedError extends CalyxError {
+  constructor(
+    readonly address: string,
+    readonly holder: string | null,
+  ) {
+    super(
+      'ADDRESS_ALLOCATED',
+      `address ${address} is already allocated${holder ? ` to ${holder}` : ''}`,
+    );
+  }
+}
+
+export class AddressNotAssignableError extends CalyxError {
+  constructor(
+    readonly address: string,
+    reason: string,
+  ) {
+    super('ADDRESS_NOT_ASSIGNABLE', `address ${address} cannot be assigned: ${reason}`);
+  }
+}
+
+export class IpamContentionError extends CalyxError {
+  constructor(what: string, attempts: number) {
+    super('IPAM_CONTENTION', `${what}: gave up after ${attempts} conflicting attempts`);
+  }
+}
+
+function assertHandle(handleId: string): void {
+  if (!HANDLE_PATTERN.test(handleId))
+    throw new AddressNotAssignableError('-', `invalid handle id ${JSON.stringify(handleId)}`);
+}
+
+/** The pool Calyx keeps for a subnet. */
+export function subnetPoolName(subnetId: string): string {
+  const name = `subnet-${subnetId}`;
+  return name.length <= 128
+    ? name
+    : `subnet-${createHash('sha256').update(subnetId).digest('hex').slice(0, 40)}`;
+}
+
+/** The IpPool record for a subnet (created by the driver in the subnet's own transaction). */
+export function subnetPool(subnet: Pick<Subnet, 'id' | 'cidr'>): IpPool {
+  return parseResource('IpPool', {
+    name: subnetPoolName(subnet.id),
+    cidr: subnet.cidr,
+    blockSize: blockPrefixFor(subnet.cidr),
+    subnetId: subnet.id,
+  });
+}
+
+export interface Allocation {
+  ip: string;
+  handleId: string;
+  block: string;
+  /** Sequence number of the allocation in its block (pass it to `release` to free exactly this one). */
+  sequence: number;
+}
+
+export interface IpamOptions {
+  logger?: Logger;
+  /** Compare-and-set attempts before IpamContentionError. Default 100. */
+  maxAttempts?: number;
+}
+
+type SubnetRef = Pick<Subnet, 'id' | 'cidr' | 'gatewayIp' | 'allocationPools'>;
+
+interface CachedBlock {
+  block: IpamBlock;
+  modRevision: bigint;
+}
+
+const enc = (v: unknown): string => JSON.stringify(v);
+
+/**
+ * Calico-style IPAM over any Datastore: each subnet's pool is split into blocks (/26, /122)
+ * that hosts claim with an affinity, so a host's addresses aggregate. Every change is one
+ * transaction comparing the block's (and the handle's) revision; losers retry with backoff.
+ * One instance may be shared by concurrent callers; several instances (processes) may work on
+ * the same store.
+ */
+export class Ipam {
+  private readonly logger: Logger;
+  private readonly maxAttempts: number;
+  private readonly blocks = new Map<string, CachedBlock>();
+  /** host → block cidrs it has affinity to (per pool), as last seen. */
+  private readonly affinities = new Map<string, Set<string>>();
+
+  constructor(
+    readonly store: Datastore,
+    opts: IpamOptions = {},
+  ) {
+    this.logger = (opts.logger ?? silentLogger).child({ component: 'ipam' });
+    this.maxAttempts = opts.maxAttempts ?? 100;
+  }
+
+  private async pause(attempt: number): Promise<void> {
+    if (attempt > 2) await sleep(backoffDelay(attempt - 3, { baseMs: 1, maxMs: 50 }));
+  }
+
+  /**
+   * What IPAM writes is checked before it is written. Blocks are built here from validated
+   * parts, so a structural check suffices on this hot path (the full schema runs on read).
+   */
+  private validated(block: IpamBlock): string {
+    const size = block.allocations.length;
+    const ok =
+      size > 0 &&
+      block.unallocated.every(
+        (o) => Number.isInteger(o) && o >= 0 && o < size && block.allocations[o] === null,
+      ) &&
+      block.allocations.every(
+        (a) => a === null || (Number.isInteger(a) && a >= 0 && a < block.attributes.length),
+      );
+    if (!ok) throw new Error(`internal: refusing to write an inconsistent block ${block.cidr}`);
+    return enc(block);
+  }
+
+  private readonly inSubnetCache = new Map<string, boolean>();
+
+  /** Whether a block (by its cidr text) lies in a subnet; memoised, as it is asked per allocation. */
+  private blockInSubnet(blockCidr: string, subnetCidr: string): boolean {
+    const k = `${subnetCidr}|${blockCidr}`;
+    let v = this.inSubnetCache.get(k);
+    if (v === undefined) {
+      v = cidrContains(parseCidr(subnetCidr), parseIP(blockCidr.slice(0, blockCidr.indexOf('/'))));
+      this.inSubnetCache.set(k, v);
+    }
+    return v;
+  }
+
+  private async loadBlock(cidr: string): Promise<CachedBlock | undefined> {
+    const kv = await this.store.get(keys.ipamBlock(cidr));
+    if (!kv) {
+      this.blocks.delete(cidr);
+      return undefined;
+    }
+    return this.remember(kv);
+  }
+
+  private remember(kv: KeyValue): CachedBlock {
+    const block = parseResource('IpamBlock', JSON.parse(kv.value));
+    const c = { block, modRevision: kv.modRevision };
+    this.blocks.set(block.cidr, c);
+    return c;
+  }
+
+  private async hostBlocks(host: string, refresh: boolean): Promise<Set<string>> {
+    let set = this.affinities.get(host);
+    if (!set || refresh) {
+      const r = await this.store.list(prefixes.hostAffinities(host));
+      set = new Set(r.items.map((kv) => (JSON.parse(kv.value) as BlockAffinity).cidr));
+      this.affinities.set(host, set);
+    }
+    return set;
+  }
+
+  /**
+   * Commits `next` for a block plus the handle's new count, comparing the block's revision
+   * (or absence) and the handle's. On a lost race, refreshes what changed and returns false.
+   */
+  private async commitBlock(opts: {
+    cidr: string;
+    prev: CachedBlock | undefined;
+    next: IpamBlock | null;
+    affinity?: { host: string; create: boolean } | { host: string; delete: true };
+    handleId: string;
+    handle: { kv: KeyValue | undefined | null; delta: number };
+  }): Promise<{ ok: boolean; revision: bigint }> {
+    const bkey = keys.ipamBlock(opts.cidr);
+    const hkey = keys.ipamHandle(opts.handleId);
+    const compares: Compare[] = [
+      opts.prev
+        ? { key: bkey, target: 'modRevision', op: '=', value: opts.prev.modRevision }
+        : { key: bkey, target: 'exists', value: false },
+    ];
+    const ops: TxnOp[] = [
+      opts.next
+        ? { type: 'put', key: bkey, value: this.validated(opts.next) }
+        : { type: 'delete', key: bkey },
+    ];
+    if (opts.affinity) {
+      const akey = keys.blockAffinity(opts.affinity.host, opts.cidr);
+      if ('delete' in opts.affinity) ops.push({ type: 'delete', key: akey });
+      else if (opts.affinity.create) {
+        compares.push({ key: akey, target: 'exists', value: false });
+        const aff: BlockAffinity = {
+          host: opts.affinity.host,
+          cidr: opts.cidr,
+          state: 'confirmed',
+        };
+        ops.push({ type: 'put', key: akey, value: enc(parseResource('BlockAffinity', aff)) });
+      }
+    }
+    // The handle: `kv === null` means "assume it does not exist yet" (a new port's handle).
+    const handleKv = opts.handle.kv;
+    const current: IpamHandle = handleKv
+      ? (JSON.parse(handleKv.value) as IpamHandle)
+      : { handleId: opts.handleId, blocks: {} };
+    const count = (current.blocks[opts.cidr] ?? 0) + opts.handle.delta;
+    const blocks = { ...current.blocks };
+    if (count > 0) blocks[opts.cidr] = count;
+    else delete blocks[opts.cidr];
+    compares.push(
+      handleKv
+        ? { key: hkey, target: 'modRevision', op: '=', value: handleKv.modRevision }
+        : { key: hkey, target: 'exists', value: false },
+    );
+    if (Object.keys(blocks).length)
+      ops.push({ type: 'put', key: hkey, value: enc({ handleId: opts.handleId, blocks }) });
+    else if (handleKv) ops.push({ type: 'delete', key: hkey });
+    const r = await this.store.txn({
+      compares,
+      success: ops,
+      failure: [
+        { type: 'get', key: bkey },
+        { type: 'get', key: hkey },
+      ],
+    });
+    if (r.succeeded) {
+      if (opts.next) this.blocks.set(opts.cidr, { block: opts.next, modRevision: r.revision });
+      else this.blocks.delete(opts.cidr);
+      return { ok: true, revision: r.revision };
+    }
+    const [b, h] = r.results;
+    if (b?.type === 'get') {
+      if (b.kv) this.remember(b.kv);
+      else this.blocks.delete(opts.cidr);
+    }
+    if (h?.type === 'get') opts.handle.kv = h.kv;
+    return { ok: false, revision: r.revision };
+  }
+
+  /**
+   * The next free address of `subnet` for `handleId`: from the host's own blocks first, then
+   * a newly claimed block, then (pool full) borrowed from another host's block.
+   */
+  async autoAssign(req: {
+    subnet: SubnetRef;
+    handleId: string;
+    host: string | null;
+  }): Promise<Allocation> {
+    const { subnet, handleId, host } = req;
+    assertHandle(handleId);
+    const prefix = blockPrefixFor(subnet.cidr);
+    const pool = subnetPoolName(subnet.id);
+    const handle = { kv: null as KeyValue | undefined | null, delta: 1 };
+    let refreshed = false;
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      await this.pause(attempt);
+      // 1. Blocks with affinity to this host.
+      if (host !== null) {
+        const mine = [...(await this.hostBlocks(host, refreshed))].filter((c) =>
+          this.blockInSubnet(c, subnet.cidr),
+        );
+        let lost = false;
+        for (const cidr of mine.sort()) {
+          const cached = this.blocks.get(cidr) ?? (await this.loadBlock(cidr));
+          if (!cached || cached.block.unallocated.length === 0) continue;
+          const next = cloneBlock(cached.block);
+          const ordinal = allocateNext(next, handleId)!;
+          const r = await this.commitBlock({ cidr, prev: cached, next, handleId, handle });
+          if (r.ok)
+            return {
+              ip: addressAt(next, ordinal),
+              handleId,
+              block: cidr,
+              sequence: next.sequenceNumber,
+            };
+          lost = true;
+          break;
+        }
+        if (lost) continue;
+        if (!refreshed) {
+          refreshed = true;
+          continue; // another process may have claimed blocks for this host
+        }
+      }
+      // 2. Claim a free block of the pool.
+      const existing = await this.store.list(prefixes.ipamBlock);
+      const inPool = existing.items
+        .map((kv) => JSON.parse(kv.value) as IpamBlock)
+        .filter((b) => b.pool === pool);
+      const taken = new Set(inPool.map((b) => b.cidr));
+      const free = this.firstFreeBlock(subnet, prefix, taken);
+      if (free) {
+        const cidr = formatCidr(free);
+        const next = newBlock(cidr, pool, host, subnet);
+        const ordinal = allocateNext(next, handleId)!;
+        const r = await this.commitBlock({
+          cidr,
+          prev: undefined,
+          next,
+          handleId,
+          handle,
+          ...(host !== null ? { affinity: { host, create: true } } : {}),
+        });
+        if (r.ok) {
+          if (host !== null) (await this.hostBlocks(host, false)).add(cidr);
+          this.logger.debug({ host, block: cidr }, 'claimed a block');
+          return {
+            ip: addressAt(next, ordinal),
+            handleId,
+            block: cidr,
+            sequence: next.sequenceNumber,
+          };
+        }
+        continue;
+      }
+      // 3. Borrow from any block of the pool with room (another host's, or unaffine).
+      const withRoom = existing.items.filter((kv) => {
+        const b = JSON.parse(kv.value) as IpamBlock;
+        return b.pool === pool && b.unallocated.length > 0;
+      });
+      if (withRoom.length === 0) throw new IpamExhaustedError(subnet.id, subnet.cidr);
+      const kv = withRoom[Math.floor(Math.random() * withRoom.length)]!;
+      const cached = this.remember(kv);
+      const next = cloneBlock(cached.block);
+      const ordinal = allocateNext(next, handleId)!;
+      const r = await this.commitBlock({
+        cidr: cached.block.cidr,
+        prev: cached,
+        next,
+        handleId,
+        handle,
+      });
+      if (r.ok)
+        return {
+          ip: addressAt(next, ordinal),
+          handleId,
+          block: cached.block.cidr,
+          sequence: next.sequenceNumber,
+        };
+    }
+    throw new IpamContentionError(`allocating in subnet ${subnet.id}`, this.maxAttempts);
+  }
+
+  private firstFreeBlock(subnet: SubnetRef, prefix: number, taken: Set<string>): Cidr | undefined {
+    const c = parseCidr(subnet.cidr);
+    let examined = 0;
+    for (const candidate of subnetsOf(c, prefix)) {
+      if (taken.has(formatCidr(candidate))) continue;
+      if (assignableCount(candidate, subnet) > 0) return candidate;
+      // An IPv6 /64 has 2^58 blocks: allocation pools far from the start would take forever.
+      if (++examined > 65_536) break;
+    }
+    return undefined;
+  }
+
+  /**
+   * A specific address (a fixed IP). It must be inside the subnet and not its network,
+   * broadcast or gateway address; it may be outside the allocation pools (as in Neutron).
+   * Idempotent for the same handle; AddressAllocatedError when someone else holds it.
+   */
+  async assign(req: {
+    subnet: SubnetRef;
+    ip: string;
+    handleId: string;
+    host: string | null;
+  }): Promise<Allocation> {
+    const { subnet, handleId, host } = req;
+    assertHandle(handleId);
+    const ip = parseIP(req.ip);
+    const c = parseCidr(subnet.cidr);
+    if (!cidrContains(c, ip))
+      throw new AddressNotAssignableError(
+        formatIP(ip),
+        `outside subnet ${subnet.id} (${subnet.cidr})`,
+      );
+    if (reservedAddresses(subnet).some((r) => r.value === ip.value)) {
+      throw new AddressNotAssignableError(
+        formatIP(ip),
+        `network, broadcast or gateway address of ${subnet.cidr}`,
+      );
+    }
+    const cidr = formatCidr(blockOf(ip, blockPrefixFor(subnet.cidr)));
+    const pool = subnetPoolName(subnet.id);
+    const handle = { kv: null as KeyValue | undefined | null, delta: 1 };
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      await this.pause(attempt);
+      const cached = attempt === 1 ? await this.loadBlock(cidr) : this.blocks.get(cidr);
+      const next = cached ? cloneBlock(cached.block) : newBlock(cidr, pool, host, subnet);
+      const ordinal = ordinalOf(next, ip);
+      const holder = holderOf(next, ordinal);
+      if (holder !== undefined) {
+        if (holder === handleId)
+          return {
+            ip: formatIP(ip),
+            handleId,
+            block: cidr,
+            sequence: next.sequenceNumberForAllocation[String(ordinal)] ?? 0,
+          };
+        throw new AddressAllocatedError(formatIP(ip), holder);
+      }
+      allocateOrdinal(next, ordinal, handleId);
+      const r = await this.commitBlock({
+        cidr,
+        prev: cached,
+        next,
+        handleId,
+        handle,
+        ...(!cached && host !== null ? { affinity: { host, create: true } } : {}),
+      });
+      if (r.ok) {
+        if (!cached && host !== null) (await this.hostBlocks(host, false)).add(cidr);
+        return { ip: formatIP(ip), handleId, block: cidr, sequence: next.sequenceNumber };
+      }
+    }
+    throw new IpamContentionError(`assigning ${formatIP(ip)}`, this.maxAttempts);
+  }
+
+  private async subnetOfPool(pool: string): Promise<SubnetRef | undefined> {
+    const p = await this.store.get(keys.ipPool(pool));
+    const subnetId = p ? (JSON.parse(p.value) as IpPool).subnetId : null;
+    if (!subnetId) return undefined;
+    const s = await this.store.get(keys.subnet(subnetId));
+    return s ? (KINDS.Subnet.schema.parse(JSON.parse(s.value)) as Subnet) : undefined;
+  }
+
+  /**
+   * Frees addresses in one block: those held by `handleId` (all of them, or only `only`), or
+   * when `sequence` is given only if still the same allocation. Empty blocks are deleted and
+   * give up their affinity. Returns the freed addresses.
+   */
+  private async releaseInBlock(
+    cidr: string,
+    handleId: string | undefined,
+    only: Map<number, number | undefined> | undefined,
+  ): Promise<string[]> {
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      await this.pause(attempt);
+      const cached = await this.loadBlock(cidr);
+      if (!cached) return [];
+      const subnet = await this.subnetOfPool(cached.block.pool);
+      const next = cloneBlock(cached.block);
+      const freed: string[] = [];
+      const byHandle = new Map<string, number>();
+      const ordinals = only ? [...only.keys()] : next.allocations.map((_, i) => i);
+      for (const ordinal of ordinals) {
+        const holder = holderOf(next, ordinal);
+        if (holder === undefined) continue;
+        if (handleId !== undefined && holder !== handleId) continue;
+        const sequence = only?.get(ordinal);
+        const ip = parseIP(addressAt(next, ordinal));
+        const assignable = subnet ? autoAssignable(subnet, ip) : false;
+        if (
+          freeOrdinal(next, ordinal, {
+            ...(handleId !== undefined ? { handleId } : {}),
+            ...(sequence !== undefined ? { sequence } : {}),
+            assignable,
+          })
+        ) {
+          freed.push(formatIP(ip));
+          if (holder !== null) byHandle.set(holder, (byHandle.get(holder) ?? 0) + 1);
+        }
+      }
+      if (freed.length === 0) return [];
+      // One holder per release call (by handle); a release by address may touch several: do them one by one.
+      if (byHandle.size > 1)
+        throw new Error('internal: releaseInBlock freed addresses of several handles');
+      const [holder, count] = [...byHandle][0]!;
+      const hk = await this.store.get(keys.ipamHandle(holder));
+      const empty = isEmpty(next);
+      const r = await this.commitBlock({
+        cidr,
+        prev: cached,
+        next: empty ? null : next,
+        ...(empty && next.affinity
+          ? { affinity: { host: next.affinity, delete: true as const } }
+          : {}),
+        handleId: holder,
+        handle: { kv: hk, delta: -count },
+      });
+      if (r.ok) {
+        if (empty && next.affinity) this.affinities.get(next.affinity)?.delete(cidr);
+        return freed;
+      }
+    }
+    throw new IpamContentionError(`releasing in block ${cidr}`, this.maxAttempts);
+  }
+
+  /** Frees every address a handle holds (a deleted port's); returns them. */
+  async releaseByHandle(handleId: string): Promise<string[]> {
+    const kv = await this.store.get(keys.ipamHandle(handleId));
+    if (!kv) return [];
+    const handle = JSON.parse(kv.value) as IpamHandle;
+    const out: string[] = [];
+    for (const cidr of Object.keys(handle.blocks))
+      out.push(...(await this.releaseInBlock(cidr, handleId, undefined)));
+    return out;
+  }
+
+  /**
+   * Frees specific addresses. With `handleId`, only if that handle holds it; with `sequence`
+   * (from the Allocation), only if it has not been released and reused since.
+   */
+  async release(
+    items: { ip: string; handleId?: string; sequence?: number; blockPrefix?: number }[],
+  ): Promise<string[]> {
+    const out: string[] = [];
+    for (const it of items) {
+      const ip = parseIP(it.ip);
+      const blocks = await this.store.list(prefixes.ipamBlock);
+      const holding = blocks.items
+        .map((kv) => JSON.parse(kv.value) as IpamBlock)
+        .find((b) => cidrContains(parseCidr(b.cidr), ip));
+      if (!holding) continue;
+      const ordinal = ordinalOf(holding, ip);
+      const holder = holderOf(holding, ordinal);
+      if (holder === undefined || (it.handleId !== undefined && holder !== it.handleId)) continue;
+      out.push(
+        ...(await this.releaseInBlock(
+          holding.cidr,
+          holder ?? undefined,
+          new Map([[ordinal, it.sequence]]),
+        )),
+      );
+    }
+    return out;
+  }
+
+  /** Who holds an address, if anyone. */
+  async holderOf(ipText: string): Promise<{ handleId: string | null; block: string } | undefined> {
+    const ip = parseIP(ipText);
+    const blocks = await this.store.list(prefixes.ipamBlock);
+    for (const kv of blocks.items) {
+      const b = JSON.parse(kv.value) as IpamBlock;
+      if (!cidrContains(parseCidr(b.cidr), ip)) continue;
+      const h = holderOf(b, ordinalOf(b, ip));
+      return h === undefined ? undefined : { handleId: h, block: b.cidr };
+    }
+    return undefined;
+  }
+
+  /** Forget cached blocks and affinities (another writer changed them in a way we must see). */
+  invalidate(): void {
+    this.blocks.clear();
+    this.affinities.clear();
+  }
+}
