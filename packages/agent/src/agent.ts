@@ -1,11 +1,11 @@
 import { inject, injectable } from 'inversify';
-import { CLOCK, LOGGER, SerialTask, type Clock, type Logger, type TimerHandle } from '@calyx/core';
+import { CLOCK, LOGGER, type Clock, type Logger } from '@calyx/core';
 import {
   DATASTORE,
-  ResourceCache,
-  Syncer,
+  SyncedReconciler,
   type Datastore,
-  type SyncerMessage,
+  type ReconcilerStats,
+  type ResourceCache,
 } from '@calyx/datastore';
 import { prefixes, type Kind } from '@calyx/model';
 import { computeBgp, computeRoutes, type ResourceView } from '@calyx/calc';
@@ -21,12 +21,20 @@ const BGP_KINDS: ReadonlySet<Kind> = new Set<Kind>([
   'IpPool',
 ]);
 
-export interface AgentStats {
-  inSync: boolean;
-  reconciles: number;
-  reconcileFailures: number;
-  lastReconcileMs: number;
-  revision: bigint;
+export type AgentStats = ReconcilerStats;
+
+/** The resources as calc sees them. */
+export function viewOf(cache: ResourceCache): ResourceView {
+  return {
+    hosts: cache.map('Host'),
+    bgpConfiguration: cache.map('BgpConfiguration').get('default'),
+    bgpPeers: cache.map('BgpPeer'),
+    ipPools: cache.map('IpPool'),
+    networks: cache.map('Network'),
+    subnets: cache.map('Subnet'),
+    securityGroups: cache.map('SecurityGroup'),
+    endpoints: cache.map('Endpoint'),
+  };
 }
 
 /**
@@ -36,47 +44,31 @@ export interface AgentStats {
  */
 @injectable()
 export class Agent {
-  private readonly cache = new ResourceCache();
-  private syncer: Syncer | undefined;
-  private readonly stop = new AbortController();
-  private inSync = false;
-  private bgpDirty = true;
-  private revision = 0n;
-  private readonly task: SerialTask;
-  private resyncTimer: TimerHandle | undefined;
-  private loops: Promise<unknown>[] = [];
-  private firstProgrammed: { resolve: () => void; promise: Promise<void> };
+  private readonly loop: SyncedReconciler;
   private readonly logger: Logger;
-  readonly stats: AgentStats = {
-    inSync: false,
-    reconciles: 0,
-    reconcileFailures: 0,
-    lastReconcileMs: 0,
-    revision: 0n,
-  };
+  private bgpDirty = true;
+  private linkWatch: Promise<void> | undefined;
 
   constructor(
-    @inject(DATASTORE) private readonly store: Datastore,
+    @inject(DATASTORE) store: Datastore,
     @inject(AGENT_CONFIG) readonly config: AgentConfig,
     @inject(ROUTES_PROGRAMMER) readonly routes: RoutesProgrammer,
     @inject(BIRD_CONTROLLER) readonly bird: BirdController,
     @inject(LOGGER) logger: Logger,
-    @inject(CLOCK) private readonly clock: Clock,
+    @inject(CLOCK) clock: Clock,
   ) {
     this.logger = logger.child({ agent: config.hostname });
-    this.task = new SerialTask(() => this.reconcile(), {
+    this.loop = new SyncedReconciler(store, {
+      prefixes: Agent.prefixesFor(),
+      resyncIntervalMs: config.resyncIntervalMs,
+      logger: this.logger,
       clock,
-      onError: (e, attempt) => {
-        this.stats.reconcileFailures++;
-        this.logger.error(
-          { err: e instanceof Error ? e.message : String(e), attempt },
-          'reconcile failed; retrying',
-        );
+      onResync: () => {
+        this.routes.invalidate();
+        this.bird.invalidate();
       },
+      reconcile: (cache, what) => this.reconcile(cache, what),
     });
-    let resolve!: () => void;
-    const promise = new Promise<void>((r) => (resolve = r));
-    this.firstProgrammed = { resolve, promise };
   }
 
   /** The datastore prefixes the agent follows. */
@@ -94,145 +86,60 @@ export class Agent {
     ];
   }
 
-  /** Starts following the datastore; resolves once the dataplane has been programmed from a complete view. */
-  async start(): Promise<void> {
-    this.syncer = new Syncer(this.store, {
-      prefixes: Agent.prefixesFor(),
-      logger: this.logger,
-      clock: this.clock,
-    });
-    this.loops.push(this.consume(this.syncer));
-    const outcome = await Promise.race([
-      this.firstProgrammed.promise.then(() => 'programmed' as const),
-      Promise.allSettled(this.loops).then(() => 'ended' as const),
-    ]);
-    if (outcome === 'ended') throw new Error('agent stopped before it was in sync');
-    // Only now, with the dataplane programmed from a complete view, follow interface changes:
-    // the monitor re-reads the interfaces once it listens, so nothing falls in between.
-    this.loops.push(
-      this.routes
-        .watchLinks(
-          this.stop.signal,
-          () => this.task.trigger(),
-          () => this.task.trigger(),
-        )
-        .catch((e: unknown) => {
-          if (!this.stop.signal.aborted)
-            this.logger.error({ err: (e as Error).message }, 'link monitor stopped');
-        }),
-    );
-    this.scheduleResync();
-    this.logger.info({ revision: String(this.revision) }, 'agent in sync and programmed');
+  get stats(): AgentStats {
+    return this.loop.stats;
   }
 
-  private async consume(syncer: Syncer): Promise<void> {
+  /** Starts following the datastore; resolves once the dataplane has been programmed from a complete view. */
+  async start(): Promise<void> {
+    await this.loop.start();
+    // Only now, with the dataplane programmed from a complete view, follow interface changes:
+    // the monitor re-reads the interfaces once it listens, so nothing falls in between.
+    this.linkWatch = this.routes
+      .watchLinks(
+        this.loop.signal,
+        () => this.loop.trigger(),
+        () => this.loop.trigger(),
+      )
+      .catch((e: unknown) => {
+        if (!this.loop.signal.aborted)
+          this.logger.error({ err: (e as Error).message }, 'link monitor stopped');
+      });
+    this.logger.info({ revision: String(this.stats.revision) }, 'agent in sync and programmed');
+  }
+
+  private async reconcile(
+    cache: ResourceCache,
+    what: { changed: ReadonlySet<Kind>; full: boolean },
+  ): Promise<void> {
+    if (what.full || [...what.changed].some((k) => BGP_KINDS.has(k))) this.bgpDirty = true;
+    const view = viewOf(cache);
+    await this.routes.apply(computeRoutes(view, this.config.hostname));
+    if (!this.bgpDirty) return;
+    this.bgpDirty = false;
+    const bgp = computeBgp(view, this.config.hostname, {
+      routeProtocol: this.config.routeProtocol,
+    });
     try {
-      for await (const m of syncer) this.onMessage(m);
+      if (bgp) await this.bird.apply(bgp);
+      else
+        this.logger.warn(
+          'no Host resource (or no IPv4 router id) for this host: BGP not configured',
+        );
     } catch (e) {
-      if (!this.stop.signal.aborted)
-        this.logger.error({ err: (e as Error).message }, 'syncer ended');
+      this.bgpDirty = true;
       throw e;
     }
   }
 
-  private onMessage(m: SyncerMessage): void {
-    switch (m.type) {
-      case 'changes': {
-        const u = this.cache.apply(m.changes);
-        for (const bad of u.invalid)
-          this.logger.warn(
-            { key: bad.key, err: bad.error.message },
-            'ignoring an invalid stored value',
-          );
-        if ([...u.kinds].some((k) => BGP_KINDS.has(k))) this.bgpDirty = true;
-        this.revision = m.revision;
-        if (this.inSync && u.kinds.size) this.task.trigger();
-        break;
-      }
-      case 'in-sync':
-        this.inSync = true;
-        this.stats.inSync = true;
-        this.revision = m.revision;
-        this.bgpDirty = true;
-        this.task.trigger();
-        break;
-      case 'resyncing':
-        // Keep the dataplane as it is; program again once the view is complete.
-        this.inSync = false;
-        this.stats.inSync = false;
-        this.logger.warn(
-          { reason: m.reason },
-          'datastore view incomplete; holding the dataplane until in sync',
-        );
-        break;
-    }
-  }
-
-  private scheduleResync(): void {
-    if (this.stop.signal.aborted || this.config.resyncIntervalMs <= 0) return;
-    this.resyncTimer = this.clock.setTimeout(() => {
-      this.routes.invalidate();
-      this.bird.invalidate();
-      this.bgpDirty = true;
-      this.task.trigger();
-      this.scheduleResync();
-    }, this.config.resyncIntervalMs);
-  }
-
-  /** The resources as calc sees them. */
-  view(): ResourceView {
-    const bgp = this.cache.map('BgpConfiguration');
-    return {
-      hosts: this.cache.map('Host'),
-      bgpConfiguration: bgp.get('default'),
-      bgpPeers: this.cache.map('BgpPeer'),
-      ipPools: this.cache.map('IpPool'),
-      networks: this.cache.map('Network'),
-      subnets: this.cache.map('Subnet'),
-      securityGroups: this.cache.map('SecurityGroup'),
-      endpoints: this.cache.map('Endpoint'),
-    };
-  }
-
-  private async reconcile(): Promise<void> {
-    if (!this.inSync || this.stop.signal.aborted) return;
-    const t0 = performance.now();
-    const view = this.view();
-    const revision = this.revision;
-    await this.routes.apply(computeRoutes(view, this.config.hostname));
-    if (this.bgpDirty) {
-      this.bgpDirty = false;
-      const bgp = computeBgp(view, this.config.hostname, {
-        routeProtocol: this.config.routeProtocol,
-      });
-      try {
-        if (bgp) await this.bird.apply(bgp);
-        else
-          this.logger.warn(
-            'no Host resource (or no IPv4 router id) for this host: BGP not configured',
-          );
-      } catch (e) {
-        this.bgpDirty = true;
-        throw e;
-      }
-    }
-    this.stats.reconciles++;
-    this.stats.lastReconcileMs = performance.now() - t0;
-    this.stats.revision = revision;
-    this.firstProgrammed.resolve();
-  }
-
   /** Resolves when no reconcile is running (tests, orderly shutdown). */
   idle(): Promise<void> {
-    return this.task.idle();
+    return this.loop.idle();
   }
 
   /** Stops following the datastore. The dataplane (routes, BIRD) is left exactly as it is. */
   async close(): Promise<void> {
-    this.stop.abort();
-    if (this.resyncTimer) this.clock.clearTimeout(this.resyncTimer);
-    await this.syncer?.close();
-    await this.task.close();
-    await Promise.allSettled(this.loops);
+    await this.loop.close();
+    await this.linkWatch;
   }
 }

@@ -1,4 +1,4 @@
-export { Agent, type AgentStats } from './agent.js';
+export { Agent, viewOf, type AgentStats } from './agent.js';
 export {
   AGENT_CONFIG,
   ROUTES_PROGRAMMER,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseResource, type InputOf, type Kind, type ResourceOf } from '@calyx/model';
-import { computeBgp, computeRoutes, emptyView, type ResourceView } from './index.js';
+import { computeBgp, computeDhcp, computeRoutes, emptyView, type ResourceView } from './index.js';
 
 type Mutable = {
   -readonly [K in keyof ResourceView]: ResourceView[K] extends ReadonlyMap<infer A, infer B>
@@ -183,5 +183,90 @@ describe('computeRoutes', () => {
       ],
       gateways: ['10.65.0.1', '2001:db8:65::1'],
     });
+  });
+});
+
+describe('computeDhcp', () => {
+  const setup = () => {
+    const v = view();
+    v.networks.set('n1', r('Network', { id: 'n1', mtu: 1450 }));
+    v.networks.set('n2', r('Network', { id: 'n2' }));
+    v.subnets.set(
+      's1',
+      r('Subnet', {
+        id: 's1',
+        networkId: 'n1',
+        cidr: '10.65.0.0/24',
+        dnsServers: ['10.0.0.53'],
+        hostRoutes: [{ destination: '10.99.0.0/16', nexthop: '10.65.0.254' }],
+      }),
+    );
+    v.subnets.set('s2', r('Subnet', { id: 's2', networkId: 'n2', cidr: '10.66.0.0/24' }));
+    v.subnets.set(
+      's3',
+      r('Subnet', { id: 's3', networkId: 'n2', cidr: '10.67.0.0/24', enableDhcp: false }),
+    );
+    v.subnets.set('s6', r('Subnet', { id: 's6', networkId: 'n1', cidr: 'fd00::/64' }));
+    const ep = (id: string, host: string, networkId: string, ips: [string, string][], name = '') =>
+      v.endpoints.set(
+        id,
+        r('Endpoint', {
+          id,
+          host,
+          networkId,
+          name,
+          mac: 'fa:16:3e:00:00:01',
+          fixedIps: ips.map(([subnetId, ipAddress]) => ({ subnetId, ipAddress })),
+        }),
+      );
+    ep(
+      'a',
+      'h1',
+      'n1',
+      [
+        ['s1', '10.65.0.10'],
+        ['s6', 'fd00::10'],
+      ],
+      'Web Server #1',
+    );
+    ep('b', 'h1', 'n2', [
+      ['s2', '10.66.0.10'],
+      ['s3', '10.67.0.10'],
+    ]);
+    ep('c', 'h2', 'n1', [['s1', '10.65.0.11']]);
+    return v;
+  };
+
+  it('serves the IPv4 DHCP subnets of local networks with a lease per local address, in one dnsmasq', () => {
+    const [inst, ...rest] = computeDhcp(setup(), 'h1');
+    expect(rest).toEqual([]);
+    expect(inst!.interfaceName).toBe('ns-calyx');
+    expect(inst!.subnets.map((s) => s.subnetId)).toEqual(['s1', 's2']);
+    expect(inst!.subnets[0]).toEqual({
+      tag: 'sub-s1',
+      subnetId: 's1',
+      network: '10.65.0.0',
+      prefixLength: 24,
+      gateway: '10.65.0.1',
+      dnsServers: ['10.0.0.53'],
+      mtu: 1450,
+      classlessRoutes: [
+        { destination: '10.99.0.0/16', nexthop: '10.65.0.254' },
+        { destination: '0.0.0.0/0', nexthop: '10.65.0.1' },
+      ],
+    });
+    expect(inst!.hosts).toEqual([
+      { mac: 'fa:16:3e:00:00:01', ip: '10.65.0.10', hostname: 'web-server--1', subnetId: 's1' },
+      { mac: 'fa:16:3e:00:00:01', ip: '10.66.0.10', hostname: 'host-10-66-0-10', subnetId: 's2' },
+    ]);
+  });
+
+  it('gives each network its own dnsmasq and ns- interface in per-network layout', () => {
+    const insts = computeDhcp(setup(), 'h1', 'per-network');
+    expect(insts.map((i) => [i.name, i.interfaceName, i.subnets.map((s) => s.subnetId)])).toEqual([
+      ['n1', 'ns-n1', ['s1']],
+      ['n2', 'ns-n2', ['s2']],
+    ]);
+    expect(computeDhcp(setup(), 'h3')).toEqual([]);
   });
 });

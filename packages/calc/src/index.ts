@@ -10,3 +10,11 @@ export type {
 export { computeRoutes, localEndpoints, endpointAddresses } from './routes.js';
 export { computeBgp, advertisedPrefixes, DEFAULT_AS } from './bgp.js';
 export { emptyView } from './view.js';
+export {
+  computeDhcp,
+  dhcpHostname,
+  type DesiredDhcpInstance,
+  type DesiredDhcpSubnet,
+  type DesiredDhcpHost,
+  type DhcpLayout,
+} from './dhcp.js';

@@ -24,4 +24,4 @@ export {
 export { RecordingRunner, type RecordedCall } from './recording-runner.js';
 export type { Programmer, ReconcileReport } from './reconcile.js';
 export { COMMAND_RUNNER, commandRunnerModule } from './tokens.js';
-export { writeFileAtomic } from './files.js';
+export { writeFileAtomic, writeFileAtomicSync } from './files.js';

@@ -71,6 +71,7 @@ export class RecordingRunner implements CommandRunner {
       lines: (async function* () {})(),
       exited: Promise.resolve({ exitCode: 0, signal: null, stderr: '' }),
       kill: () => undefined,
+      write: () => undefined,
     };
   }
 

@@ -30,6 +30,8 @@ export interface SpawnOptions {
   netns?: string;
   signal?: AbortSignal;
   env?: Readonly<Record<string, string>>;
+  /** Keep stdin open for `write()`. */
+  stdin?: boolean;
 }
 
 /** A long-running child (ip monitor, ping, a daemon in the foreground). */
@@ -44,6 +46,8 @@ export interface RunningCommand {
     stderr: string;
   }>;
   kill(signal?: NodeJS.Signals): void;
+  /** Writes to stdin (spawned with `stdin: true`). */
+  write(data: string): void;
 }
 
 /**
@@ -152,9 +156,10 @@ export class ExecCommandRunner implements CommandRunner {
     const full = inNetns(argv, opts.netns);
     const child = spawn(full[0]!, full.slice(1), {
       shell: false,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       env: withSbin({ ...process.env, ...(opts.env ?? {}) }),
     });
+    child.stdin?.on('error', () => undefined);
     const err: Buffer[] = [];
     child.stderr!.on('data', (b: Buffer) => {
       if (err.length < 64) err.push(b);
@@ -181,6 +186,10 @@ export class ExecCommandRunner implements CommandRunner {
       exited,
       kill: (signal: NodeJS.Signals = 'SIGTERM') => {
         if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      },
+      write: (data: string) => {
+        if (!child.stdin) throw new Error('spawned without stdin: true');
+        child.stdin.write(data);
       },
     };
   }

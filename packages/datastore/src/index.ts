@@ -57,6 +57,11 @@ export {
 } from './resource-client.js';
 export { Syncer, type SyncerOptions, type SyncerMessage, type SyncerChange } from './syncer.js';
 export { ResourceCache, type CacheUpdate } from './resource-cache.js';
+export {
+  SyncedReconciler,
+  type SyncedReconcilerOptions,
+  type ReconcilerStats,
+} from './synced-reconciler.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
 export {
   createDatastore,

@@ -4,8 +4,9 @@ import type { Datastore } from '@calyx/datastore';
 import { createMemoryDatastore, type MemoryDatastore } from '@calyx/datastore-memory';
 import { CalyxDriver } from '@calyx/driver';
 import { agentConfig, createAgent, type Agent } from '@calyx/agent';
+import { createDhcpAgent, dhcpAgentConfig, type DhcpAgent } from '@calyx/dhcp-agent';
 import { BirdController, type BirdConfig } from '@calyx/dataplane-bird';
-import { Testbed, type TestHost, type TestVm } from '@calyx/testbed';
+import { DhcpClients, Testbed, type DhcpLease, type TestHost, type TestVm } from '@calyx/testbed';
 import type { Endpoint } from '@calyx/model';
 
 export interface ClusterOptions {
@@ -18,6 +19,8 @@ export interface ClusterOptions {
   logger?: Logger;
   /** Agents' periodic resync (ms). */
   resyncIntervalMs?: number;
+  /** Run a DHCP agent on every host (default true). */
+  dhcp?: boolean;
 }
 
 export const DEPLOYMENT_AS = 64512;
@@ -44,6 +47,8 @@ export interface ClusterVm {
   vm: TestVm;
   ipv4: string;
   ipv6: string | undefined;
+  /** What the VM's DHCP client obtained, when it used DHCP. */
+  lease?: DhcpLease;
 }
 
 /**
@@ -53,6 +58,8 @@ export interface ClusterVm {
  */
 export class Cluster implements AsyncDisposable {
   readonly agents = new Map<string, Agent>();
+  readonly dhcpAgents = new Map<string, DhcpAgent>();
+  private dhcpClients: DhcpClients | undefined;
   readonly hosts = new Map<string, TestHost>();
   edge: { host: TestHost; bird: BirdController } | undefined;
   private readonly stores: Datastore[] = [];
@@ -167,6 +174,23 @@ export class Cluster implements AsyncDisposable {
     // The same state dir across restarts: the restarted agent finds the running BIRD.
     let stateDir = this.stateDirs.get(name);
     if (!stateDir) this.stateDirs.set(name, (stateDir = await this.bed.tempDir(`agent-${name}`)));
+    if (this.opts.dhcp ?? true) {
+      const dhcpStore = await this.openStore();
+      this.stores.push(dhcpStore);
+      const config = dhcpAgentConfig({
+        hostname: name,
+        netns: h.netns,
+        stateDir: `${stateDir}/dhcp`,
+        reloadDebounceMs: 20,
+        ...(this.opts.resyncIntervalMs ? { resyncIntervalMs: this.opts.resyncIntervalMs } : {}),
+      });
+      const dhcp = createDhcpAgent(dhcpStore, config, {
+        logger: this.logger,
+        runner: this.bed.runner,
+      });
+      await dhcp.start();
+      this.dhcpAgents.set(name, dhcp);
+    }
     const agent = createAgent(
       store,
       agentConfig({
@@ -186,58 +210,68 @@ export class Cluster implements AsyncDisposable {
     const a = this.agents.get(name);
     this.agents.delete(name);
     await a?.close();
+    const d = this.dhcpAgents.get(name);
+    this.dhcpAgents.delete(name);
+    await d?.close();
   }
 
   /**
-   * A VM on `host`: a port created and bound through the driver, then its namespace plugged
-   * into the tap (as Nova would), addressed statically (DHCP comes later).
+   * A VM on `host`: a port created and bound through the driver (its addresses allocated by
+   * IPAM), its namespace plugged into the tap (as Nova would), and its IPv4 configuration
+   * obtained by DHCP from the host's dnsmasq (`dhcp: false`: configured statically). IPv6 is
+   * configured statically (Calyx serves DHCPv4 only).
    */
   async addVm(
     hostName: string,
-    opts: { name: string; subnet?: 'private' | 'public'; ipv6?: boolean; plugFirst?: boolean },
+    opts: {
+      name: string;
+      subnet?: 'private' | 'public';
+      ipv6?: boolean;
+      dhcp?: boolean;
+      client?: 'udhcpc' | 'dhclient';
+    },
   ): Promise<ClusterVm> {
     const host = this.hosts.get(hostName);
     if (!host) throw new Error(`no host ${hostName}`);
     const subnet = opts.subnet === 'public' ? PUBLIC_SUBNET : PRIVATE_SUBNET;
     const n = this.nextAddress++;
-    const ipv4 = `${subnet.cidr.split('.').slice(0, 3).join('.')}.${n}`;
-    const ipv6 = opts.ipv6 ? `2001:db8:65::${n.toString(16)}` : undefined;
     const id = randomUUID();
     const mac = `fa:16:3e:${[n >> 16, (n >> 8) & 0xff, n & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-    const portInput = {
+    const port = await this.driver.createPort({
       id,
       host: hostName,
       networkId: NETWORK_ID,
       name: opts.name,
       workloadId: opts.name,
       mac,
-      fixedIps: [
-        { subnetId: subnet.id, ipAddress: ipv4 },
-        ...(ipv6 ? [{ subnetId: V6_SUBNET.id, ipAddress: ipv6 }] : []),
-      ],
-    };
-    const plug = (tapName: string) =>
-      this.bed.addVm(host, {
-        name: opts.name,
-        tapName,
-        mac,
-        ipv4: {
-          address: ipv4,
-          prefixLength: Number(subnet.cidr.split('/')[1]),
-          gateway: subnet.gateway,
-        },
-        ...(ipv6 ? { ipv6: { address: ipv6, gateway: V6_SUBNET.gateway } } : {}),
-      });
-    let vm: TestVm;
-    let port: Endpoint;
-    if (opts.plugFirst) {
-      vm = await plug(`tap${id.slice(0, 11)}`);
-      port = await this.driver.createPort(portInput);
-    } else {
-      port = await this.driver.createPort(portInput);
-      vm = await plug(port.interfaceName);
+      fixedIps: [{ subnetId: subnet.id }, ...(opts.ipv6 ? [{ subnetId: V6_SUBNET.id }] : [])],
+    });
+    const ipv4 = port.fixedIps.find((f) => f.subnetId === subnet.id)!.ipAddress;
+    const ipv6 = port.fixedIps.find((f) => f.subnetId === V6_SUBNET.id)?.ipAddress;
+    const useDhcp = (opts.dhcp ?? true) && (this.opts.dhcp ?? true);
+    const vm = await this.bed.addVm(host, {
+      name: opts.name,
+      tapName: port.interfaceName,
+      mac,
+      ...(useDhcp
+        ? {}
+        : {
+            ipv4: {
+              address: ipv4,
+              prefixLength: Number(subnet.cidr.split('/')[1]),
+              gateway: subnet.gateway,
+            },
+          }),
+      ...(ipv6 ? { ipv6: { address: ipv6, gateway: V6_SUBNET.gateway } } : {}),
+    });
+    let lease: DhcpLease | undefined;
+    if (useDhcp) {
+      this.dhcpClients ??= new DhcpClients(this.bed.runner, await this.bed.tempDir('dhcp-clients'));
+      lease = await this.dhcpClients.obtain(vm, opts.client ?? 'udhcpc', 15);
+      if (lease.ip !== ipv4)
+        throw new Error(`${opts.name} got ${lease.ip} by DHCP, its port has ${ipv4}`);
     }
-    return { port, vm, ipv4, ipv6 };
+    return { port, vm, ipv4, ipv6, ...(lease ? { lease } : {}) };
   }
 
   /** Resolves once every BGP session of every agent (and of the edge router) is Established. */
@@ -266,7 +300,9 @@ export class Cluster implements AsyncDisposable {
 
   async close(): Promise<void> {
     for (const a of this.agents.values()) await a.close().catch(() => undefined);
+    for (const d of this.dhcpAgents.values()) await d.close().catch(() => undefined);
     this.agents.clear();
+    this.dhcpAgents.clear();
     await this.bed.dispose();
     for (const s of this.stores.reverse()) await s.close().catch(() => undefined);
   }

@@ -15,6 +15,7 @@ export const suite: BenchmarkSuite = {
       computeHosts: 2,
       routeReflector: false,
       edgeRouter: false,
+      dhcp: false,
     });
     try {
       await cluster.waitForBgp();

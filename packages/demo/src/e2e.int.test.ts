@@ -41,6 +41,28 @@ describeIntegration('routed L3 across hosts (real kernel, BIRD, traffic)', prere
     ).toBe(true);
   });
 
+  it('gives VMs their addresses by DHCP (udhcpc and dhclient) and they reach VMs on other hosts', async () => {
+    expect(a1.lease).toMatchObject({
+      ip: a1.ipv4,
+      prefixLength: 24,
+      router: '10.65.0.1',
+      mtu: 1500,
+    });
+    const viaDhclient = await cluster.addVm('compute-2', {
+      name: 'vm-dhclient',
+      client: 'dhclient',
+    });
+    expect(viaDhclient.lease).toMatchObject({
+      ip: viaDhclient.ipv4,
+      prefixLength: 24,
+      router: '10.65.0.1',
+      mtu: 1500,
+      domain: 'calyxlocal',
+    });
+    await cluster.bed.waitForPing(viaDhclient.vm, a1.ipv4);
+    await cluster.bed.waitForPing(a1.vm, viaDhclient.ipv4);
+  });
+
   it('tells the edge router the public pool routes and never the private ones', async () => {
     const edge = cluster.edge!.host;
     await eventually(async () => (await cluster.bgpRoutes(edge.netns)).includes(pub.ipv4), {

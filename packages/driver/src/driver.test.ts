@@ -170,3 +170,87 @@ describe('CalyxDriver', () => {
     expect(c.get<CalyxDriver>(DRIVER)).toBeInstanceOf(CalyxDriver);
   });
 });
+
+describe('CalyxDriver with IPAM', () => {
+  it('allocates missing addresses, honours fixed ones, rejects taken ones and releases on delete', async () => {
+    const driver = new CalyxDriver(createMemoryDatastore());
+    await driver.createNetwork({ id: 'n' });
+    await driver.createSubnet({
+      id: 's4',
+      networkId: 'n',
+      cidr: '10.70.0.0/24',
+      allocationPools: [{ start: '10.70.0.100', end: '10.70.0.199' }],
+    });
+    await driver.createSubnet({ id: 's6', networkId: 'n', cidr: 'fd00:70::/64' });
+    await driver.registerHost({ name: 'compute-1', ipv4Address: '172.31.0.1' });
+    expect((await driver.store.get('/calyx/v1/ippool/subnet-s4'))?.value).toContain(
+      '"subnetId":"s4"',
+    );
+
+    const auto = await driver.createPort({
+      id: 'p-auto',
+      networkId: 'n',
+      mac: 'fa:16:3e:00:00:01',
+      host: 'compute-1',
+    });
+    expect(auto.fixedIps).toEqual([
+      { subnetId: 's4', ipAddress: '10.70.0.100' },
+      { subnetId: 's6', ipAddress: 'fd00:70::2' },
+    ]);
+    const bySubnet = await driver.createPort({
+      id: 'p-sub',
+      networkId: 'n',
+      mac: 'fa:16:3e:00:00:02',
+      fixedIps: [{ subnetId: 's4' }],
+    });
+    expect(bySubnet.fixedIps).toEqual([{ subnetId: 's4', ipAddress: '10.70.0.101' }]);
+    const fixed = await driver.createPort({
+      id: 'p-fixed',
+      networkId: 'n',
+      mac: 'fa:16:3e:00:00:03',
+      fixedIps: [{ ipAddress: '10.70.0.5' }],
+    });
+    expect(fixed.fixedIps).toEqual([{ subnetId: 's4', ipAddress: '10.70.0.5' }]);
+    const before = await driver.store.revision();
+    await expect(
+      driver.createPort({
+        id: 'p-clash',
+        networkId: 'n',
+        mac: 'fa:16:3e:00:00:04',
+        fixedIps: [{ ipAddress: '10.70.0.5' }],
+      }),
+    ).rejects.toThrow('address 10.70.0.5 is already used by port p-fixed');
+    await expect(
+      driver.createPort({
+        id: 'p-gw',
+        networkId: 'n',
+        mac: 'fa:16:3e:00:00:04',
+        fixedIps: [{ ipAddress: '10.70.0.1' }],
+      }),
+    ).rejects.toThrow(
+      'Endpoint p-gw: fixedIps[0].ipAddress 10.70.0.1 is the gateway of 10.70.0.0/24',
+    );
+    await expect(
+      driver.createPort({
+        id: 'p-far',
+        networkId: 'n',
+        mac: 'fa:16:3e:00:00:04',
+        fixedIps: [{ ipAddress: '10.99.0.5' }],
+      }),
+    ).rejects.toThrow(/is in no subnet of network n/);
+    expect(await driver.store.revision()).toBe(before); // nothing written, nothing left allocated
+    // Changing fixed IPs allocates the new one and releases the old one.
+    const moved = await driver.updatePort({ ...fixed, fixedIps: [{ ipAddress: '10.70.0.6' }] });
+    expect(moved.fixedIps.map((f) => f.ipAddress)).toEqual(['10.70.0.6']);
+    expect(await driver.ipam.holderOf('10.70.0.5')).toBeUndefined();
+    await driver.deletePort('p-auto');
+    expect(await driver.ipam.holderOf('10.70.0.100')).toBeUndefined();
+    const { checkIpam } = await import('@calyx/ipam');
+    expect((await checkIpam(driver.ipam)).ok).toBe(true);
+    await expect(driver.deleteSubnet('s4')).rejects.toThrow(ResourceInUseError);
+    await driver.deletePort('p-sub');
+    await driver.deletePort('p-fixed');
+    await driver.deleteSubnet('s4');
+    expect(await driver.store.get('/calyx/v1/ippool/subnet-s4')).toBeUndefined();
+  });
+});

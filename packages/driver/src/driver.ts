@@ -10,6 +10,7 @@ import {
 import {
   assertEndpointAddresses,
   assertNoSubnetOverlap,
+  endpointAddressIssues,
   keys,
   securityGroupReferenceIssues,
   ValidationError,
@@ -19,6 +20,7 @@ import {
   type BgpPeerInput,
   type Endpoint,
   type EndpointInput,
+  type FixedIp,
   type Host,
   type HostInput,
   type IpPool,
@@ -31,6 +33,16 @@ import {
   type SubnetInput,
 } from '@calyx/model';
 import {
+  AddressAllocatedError,
+  AddressNotAssignableError,
+  Ipam,
+  endpointOfHandle,
+  portHandle,
+  subnetPool,
+  subnetPoolName,
+} from '@calyx/ipam';
+import { cidrContains, parseCidr, parseIP } from '@calyx/netaddr';
+import {
   AddressInUseError,
   HostUnavailableError,
   ImmutableFieldError,
@@ -39,6 +51,15 @@ import {
   ResourceNotFoundError,
   TooManyConflictsError,
 } from './errors.js';
+
+/** A fixed IP as requested: an address, a subnet to allocate from, or both. */
+export interface FixedIpRequest {
+  subnetId?: string;
+  ipAddress?: string;
+}
+
+/** What callers give for a port: fixed IPs may omit addresses (allocated) or be omitted entirely. */
+export type PortInput = Omit<EndpointInput, 'fixedIps'> & { fixedIps?: FixedIpRequest[] };
 
 export interface DriverOptions {
   logger?: Logger;
@@ -55,6 +76,7 @@ const SUBNET_GUARD = '/calyx/v1/guard/subnets';
  */
 export class CalyxDriver {
   readonly client: ResourceClient;
+  readonly ipam: Ipam;
   private readonly logger: Logger;
   private readonly maxAttempts: number;
 
@@ -63,6 +85,7 @@ export class CalyxDriver {
     opts: DriverOptions = {},
   ) {
     this.client = new ResourceClient(store);
+    this.ipam = new Ipam(store, opts.logger ? { logger: opts.logger } : {});
     this.logger = (opts.logger ?? silentLogger).child({ component: 'driver' });
     this.maxAttempts = opts.maxAttempts ?? 8;
   }
@@ -137,6 +160,7 @@ export class CalyxDriver {
 
   async createSubnet(input: SubnetInput): Promise<Subnet> {
     const subnet = this.client.validate('Subnet', input);
+    const pool = subnetPool(subnet);
     return this.retrying(`create subnet ${subnet.id}`, async () => {
       await this.require('Network', keys.network(subnet.networkId), subnet.networkId);
       const guard = await this.store.get(SUBNET_GUARD);
@@ -156,6 +180,8 @@ export class CalyxDriver {
         ],
         success: [
           { type: 'put', key: keys.subnet(subnet.id), value: JSON.stringify(subnet) },
+          // The subnet's own IPAM pool, in the same transaction.
+          { type: 'put', key: keys.ipPool(pool.name), value: JSON.stringify(pool) },
           { type: 'put', key: SUBNET_GUARD, value: String(Number(guard?.value ?? 0) + 1) },
         ],
       });
@@ -188,7 +214,29 @@ export class CalyxDriver {
       .filter((p) => p.fixedIps.some((f) => f.subnetId === id))
       .map((p) => `port ${p.id}`);
     if (users.length) throw new ResourceInUseError('Subnet', id, users);
-    await this.client.delete('Subnet', keys.subnet(id), { expectedModRevision: cur.modRevision });
+    // Allocations left without a port (a crashed driver) keep their blocks: refuse, name them.
+    const pool = subnetPoolName(id);
+    const blocks = (await this.client.list('IpamBlock')).items.filter(
+      (b) => b.value.pool === pool && b.value.allocations.some((a) => a !== null),
+    );
+    if (blocks.length)
+      throw new ResourceInUseError(
+        'Subnet',
+        id,
+        blocks.map((b) => `IPAM block ${b.value.cidr} (run ipam repair)`),
+      );
+    await this.client
+      .txn()
+      .delete('Subnet', keys.subnet(id), { expectedModRevision: cur.modRevision })
+      .delete('IpPool', keys.ipPool(pool))
+      .commit()
+      .catch(async (e: unknown) => {
+        // Subnets created before pools existed have no pool record.
+        if (!(e instanceof NotFoundError)) throw e;
+        await this.client.delete('Subnet', keys.subnet(id), {
+          expectedModRevision: cur.modRevision,
+        });
+      });
   }
 
   async getSubnet(id: string): Promise<Subnet | undefined> {
@@ -261,26 +309,18 @@ export class CalyxDriver {
     return this.client.get('Endpoint', keys.endpoint(loc.value.host, id));
   }
 
-  /** Everything a port refers to must exist; its addresses and interface name must be free. */
-  private async checkPort(ep: Endpoint): Promise<void> {
+  /** Everything a port refers to must exist, and its interface name must be free on its host. */
+  private async checkPort(ep: Endpoint, subnets: ReadonlyMap<string, Subnet>): Promise<void> {
     await this.require('Network', keys.network(ep.networkId), ep.networkId);
-    const subnets = new Map(
-      (await this.client.list('Subnet')).items.map((s) => [s.value.id, s.value]),
-    );
     assertEndpointAddresses(ep, subnets);
     for (const g of ep.securityGroupIds)
       await this.require('SecurityGroup', keys.securityGroup(g), g);
     if (ep.host !== null) {
       const host = await this.client.get('Host', keys.host(ep.host));
       if (!host) throw new HostUnavailableError(ep.host, 'not registered');
-    }
-    const others = (await this.listPorts()).filter((p) => p.id !== ep.id);
-    for (const f of ep.fixedIps) {
-      const holder = others.find((p) => p.fixedIps.some((o) => o.ipAddress === f.ipAddress));
-      if (holder) throw new AddressInUseError(f.ipAddress, `port ${holder.id}`);
-    }
-    if (ep.host !== null) {
-      const clash = others.find((p) => p.host === ep.host && p.interfaceName === ep.interfaceName);
+      const clash = (await this.listPorts({ host: ep.host })).find(
+        (p) => p.id !== ep.id && p.interfaceName === ep.interfaceName,
+      );
       if (clash)
         throw new ResourceInUseError('Interface', `${ep.host}/${ep.interfaceName}`, [
           `port ${clash.id}`,
@@ -288,34 +328,178 @@ export class CalyxDriver {
     }
   }
 
-  /** Creates a port, bound to `host` when given. Fixed IPs are given by the caller. */
-  async createPort(input: EndpointInput): Promise<Endpoint> {
-    const ep = this.client.validate('Endpoint', input);
-    await this.checkPort(ep);
+  private async subnetsById(): Promise<Map<string, Subnet>> {
+    return new Map((await this.client.list('Subnet')).items.map((s) => [s.value.id, s.value]));
+  }
+
+  /**
+   * Resolves requested fixed IPs into addresses held by the port's IPAM handle: a given address
+   * is assigned (AddressInUseError when another port holds it), a subnet without an address
+   * gets the next free one, an address without a subnet finds its subnet. No request at all:
+   * one address from the network's first IPv4 subnet and one from its first IPv6 subnet.
+   */
+  private async allocateAddresses(
+    port: {
+      id: string;
+      networkId: string;
+      host: string | null;
+      fixedIps: FixedIpRequest[] | undefined;
+    },
+    subnets: ReadonlyMap<string, Subnet>,
+  ): Promise<FixedIp[]> {
+    const ofNetwork = [...subnets.values()]
+      .filter((s) => s.networkId === port.networkId)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    let requests = port.fixedIps;
+    if (requests === undefined) {
+      requests = [4, 6].flatMap((v) => {
+        const s = ofNetwork.find((x) => x.ipVersion === v);
+        return s ? [{ subnetId: s.id }] : [];
+      });
+    }
+    const handleId = portHandle(port.id);
+    const out: FixedIp[] = [];
+    for (const [i, r] of requests.entries()) {
+      let subnet = r.subnetId !== undefined ? subnets.get(r.subnetId) : undefined;
+      if (r.subnetId !== undefined && !subnet)
+        throw new ValidationError('Endpoint', port.id, [
+          {
+            field: `fixedIps[${i}].subnetId`,
+            value: r.subnetId,
+            problem: 'is not an existing subnet',
+          },
+        ]);
+      if (!subnet && r.ipAddress !== undefined) {
+        const ip = parseIP(r.ipAddress);
+        subnet = ofNetwork.find((s) => cidrContains(parseCidr(s.cidr), ip));
+        if (!subnet)
+          throw new ValidationError('Endpoint', port.id, [
+            {
+              field: `fixedIps[${i}].ipAddress`,
+              value: r.ipAddress,
+              problem: `is in no subnet of network ${port.networkId}`,
+            },
+          ]);
+      }
+      if (!subnet)
+        throw new ValidationError('Endpoint', port.id, [
+          { field: `fixedIps[${i}]`, value: r, problem: 'needs a subnetId or an ipAddress' },
+        ]);
+      if (subnet.networkId !== port.networkId) {
+        throw new ValidationError('Endpoint', port.id, [
+          {
+            field: `fixedIps[${i}].subnetId`,
+            value: subnet.id,
+            problem: `belongs to network ${subnet.networkId}, not ${port.networkId}`,
+          },
+        ]);
+      }
+      if (r.ipAddress !== undefined) {
+        // The model's wording for addresses outside the subnet or reserved.
+        const issues = endpointAddressIssues(
+          {
+            id: port.id,
+            networkId: port.networkId,
+            fixedIps: [{ subnetId: subnet.id, ipAddress: r.ipAddress }],
+          } as Endpoint,
+          subnets,
+        );
+        if (issues.length)
+          throw new ValidationError(
+            'Endpoint',
+            port.id,
+            issues.map((x) => ({ ...x, field: x.field.replace('fixedIps[0]', `fixedIps[${i}]`) })),
+          );
+      }
+      try {
+        const a =
+          r.ipAddress !== undefined
+            ? await this.ipam.assign({ subnet, ip: r.ipAddress, handleId, host: port.host })
+            : await this.ipam.autoAssign({ subnet, handleId, host: port.host });
+        out.push({ subnetId: subnet.id, ipAddress: a.ip });
+      } catch (e) {
+        if (e instanceof AddressAllocatedError) {
+          const holder = e.holder ? (endpointOfHandle(e.holder) ?? e.holder) : 'another allocation';
+          throw new AddressInUseError(e.address, `port ${holder}`);
+        }
+        if (e instanceof AddressNotAssignableError) {
+          throw new ValidationError('Endpoint', port.id, [
+            {
+              field: `fixedIps[${i}].ipAddress`,
+              value: r.ipAddress,
+              problem: e.message.replace(
+                /^address \S+ cannot be assigned: /,
+                'cannot be assigned: ',
+              ),
+            },
+          ]);
+        }
+        throw e;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Creates a port, bound to `host` when given. Its addresses come from IPAM: fixed IPs are
+   * honoured, missing ones allocated. If anything fails after allocation, the allocation is
+   * released; should the process die in between, `checkIpam`/`repairIpam` find the leak.
+   */
+  async createPort(input: PortInput): Promise<Endpoint> {
+    const { fixedIps, ...rest } = input;
+    // Validate everything that does not depend on the addresses before allocating any.
+    const draft = this.client.validate('Endpoint', { ...rest, fixedIps: [] });
+    const subnets = await this.subnetsById();
+    await this.checkPort(draft, subnets);
+    if (await this.locate(draft.id)) throw new ResourceExistsError('Port', draft.id);
+    let ep: Endpoint | undefined;
     try {
+      const allocated = await this.allocateAddresses({ ...draft, fixedIps }, subnets);
+      ep = this.client.validate('Endpoint', { ...rest, fixedIps: allocated });
+      assertEndpointAddresses(ep, subnets);
       await this.client
         .txn()
         .create('Endpoint', ep)
         .create('EndpointLocation', { id: ep.id, host: ep.host })
         .commit();
     } catch (e) {
-      if (e instanceof AlreadyExistsError) throw new ResourceExistsError('Port', ep.id);
+      // Only this port's handle is released: nobody else allocates with it.
+      if (!(e instanceof AlreadyExistsError) && !(e instanceof ResourceExistsError))
+        await this.ipam.releaseByHandle(portHandle(draft.id));
+      if (e instanceof AlreadyExistsError) throw new ResourceExistsError('Port', draft.id);
       throw e;
     }
-    this.logger.info({ port: ep.id, host: ep.host }, 'port created');
+    this.logger.info(
+      { port: ep.id, host: ep.host, addresses: ep.fixedIps.map((f) => f.ipAddress) },
+      'port created',
+    );
     return ep;
   }
 
-  /** Replaces a port. A changed `host` moves it (rebinding) in the same transaction. */
-  async updatePort(input: EndpointInput): Promise<Endpoint> {
-    const next = this.client.validate('Endpoint', input);
-    return this.retrying(`update port ${next.id}`, async () => {
-      const cur = await this.locate(next.id);
-      if (!cur) throw new ResourceNotFoundError('Port', next.id);
-      if (cur.value.networkId !== next.networkId)
-        throw new ImmutableFieldError('Port', next.id, 'networkId');
-      await this.checkPort(next);
+  /**
+   * Replaces a port. A changed `host` moves it (rebinding) in the same transaction. Changed
+   * fixed IPs are allocated before and released after the write.
+   */
+  async updatePort(input: PortInput): Promise<Endpoint> {
+    const { fixedIps, ...rest } = input;
+    const draft = this.client.validate('Endpoint', { ...rest, fixedIps: [] });
+    return this.retrying(`update port ${draft.id}`, async () => {
+      const cur = await this.locate(draft.id);
+      if (!cur) throw new ResourceNotFoundError('Port', draft.id);
+      if (cur.value.networkId !== draft.networkId)
+        throw new ImmutableFieldError('Port', draft.id, 'networkId');
+      const subnets = await this.subnetsById();
+      await this.checkPort(draft, subnets);
+      const requested = fixedIps ?? cur.value.fixedIps;
+      const allocated = await this.allocateAddresses({ ...draft, fixedIps: requested }, subnets);
+      const next = this.client.validate('Endpoint', { ...rest, fixedIps: allocated });
       await this.writePort(cur, next);
+      const keep = new Set(next.fixedIps.map((f) => f.ipAddress));
+      const dropped = cur.value.fixedIps.filter((f) => !keep.has(f.ipAddress));
+      if (dropped.length)
+        await this.ipam.release(
+          dropped.map((f) => ({ ip: f.ipAddress, handleId: portHandle(draft.id) })),
+        );
       return next;
     });
   }
@@ -349,7 +533,7 @@ export class CalyxDriver {
       const cur = await this.locate(id);
       if (!cur) throw new ResourceNotFoundError('Port', id);
       const next = this.client.validate('Endpoint', change(cur.value));
-      await this.checkPort(next);
+      await this.checkPort(next, await this.subnetsById());
       await this.writePort(cur, next);
       return next;
     });
@@ -364,6 +548,7 @@ export class CalyxDriver {
     return this.modifyPort(id, 'unbind', (ep) => ({ ...ep, host: null }));
   }
 
+  /** Deletes a port and releases its addresses. */
   async deletePort(id: string): Promise<void> {
     await this.retrying(`delete port ${id}`, async () => {
       const cur = await this.locate(id);
@@ -380,6 +565,7 @@ export class CalyxDriver {
         throw e;
       }
     });
+    await this.ipam.releaseByHandle(portHandle(id));
     this.logger.info({ port: id }, 'port deleted');
   }
 

@@ -1,4 +1,4 @@
-export { CalyxDriver, type DriverOptions } from './driver.js';
+export { CalyxDriver, type DriverOptions, type PortInput, type FixedIpRequest } from './driver.js';
 export {
   ResourceNotFoundError,
   ResourceExistsError,

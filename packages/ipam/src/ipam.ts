@@ -325,13 +325,16 @@ export class Ipam {
           continue; // another process may have claimed blocks for this host
         }
       }
-      // 2. Claim a free block of the pool.
+      // 2. Claim a free block of the pool (an unbound port first looks for room anywhere).
       const existing = await this.store.list(prefixes.ipamBlock);
       const inPool = existing.items
         .map((kv) => JSON.parse(kv.value) as IpamBlock)
         .filter((b) => b.pool === pool);
       const taken = new Set(inPool.map((b) => b.cidr));
-      const free = this.firstFreeBlock(subnet, prefix, taken);
+      const free =
+        host === null && inPool.some((b) => b.unallocated.length > 0)
+          ? undefined
+          : this.firstFreeBlock(subnet, prefix, taken);
       if (free) {
         const cidr = formatCidr(free);
         const next = newBlock(cidr, pool, host, subnet);

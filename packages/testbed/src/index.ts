@@ -19,3 +19,5 @@ export {
   type StartedRedis,
   type EtcdOptions,
 } from './services.js';
+export { DhcpClients, KeptLease, parseLeaseLine, type DhcpLease } from './dhcp-client.js';
+export { DnsProbe } from './dns-probe.js';

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger, sleep, type Logger } from '@calyx/core';
@@ -131,6 +131,8 @@ export class Testbed implements AsyncDisposable {
   async tempDir(label: string): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), `${this.runId}-${label}-`));
     this.tempDirs.push(dir);
+    // Daemons that drop privileges (dnsmasq runs as nobody) must be able to enter it.
+    await chmod(dir, 0o755);
     return dir;
   }
 

@@ -1,0 +1,9 @@
+export {
+  DhcpAgent,
+  DHCP_AGENT_CONFIG,
+  DNSMASQ_PROGRAMMER,
+  dhcpAgentConfig,
+  dhcpAgentModule,
+  createDhcpAgent,
+  type DhcpAgentConfig,
+} from './dhcp-agent.js';
