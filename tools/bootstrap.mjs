@@ -41,9 +41,13 @@ const DATAPLANE = [
   'ping',
 ];
 const NEEDS = {
-  demo: DATAPLANE,
+  demo: [...DATAPLANE, 'dhclient'],
   test: [...DATAPLANE, 'dhclient', 'etcd', 'etcdctl', 'redis-server', 'redis-cli'],
-  bench: [...DATAPLANE, 'etcd', 'redis-server', 'redis-cli'],
+  bench: [...DATAPLANE, 'etcd', 'redis-server', 'redis-cli', 'python3-neutron'],
+};
+// Things that are not a binary on PATH: a file that proves the package is there.
+const FILES = {
+  'python3-neutron': ['/usr/lib/python3/dist-packages/neutron/__init__.py', 'python3-neutron'],
 };
 
 const env = {
@@ -91,8 +95,15 @@ function which(bin) {
   return null;
 }
 
-function ensureDebianPackages(bins) {
-  const missing = [...new Set(bins.filter((b) => !which(b)).map((b) => DEBIAN[b]))];
+function present(need) {
+  if (FILES[need]) return existsSync(FILES[need][0]);
+  return which(need) !== null;
+}
+
+function ensureDebianPackages(needs) {
+  const missing = [
+    ...new Set(needs.filter((n) => !present(n)).map((n) => FILES[n]?.[1] ?? DEBIAN[n])),
+  ];
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
     log(

@@ -207,6 +207,7 @@ describe('computeDhcp', () => {
       r('Subnet', { id: 's3', networkId: 'n2', cidr: '10.67.0.0/24', enableDhcp: false }),
     );
     v.subnets.set('s6', r('Subnet', { id: 's6', networkId: 'n1', cidr: 'fd00::/64' }));
+    v.subnets.set('s9', r('Subnet', { id: 's9', networkId: 'n9', cidr: '10.69.0.0/24' }));
     const ep = (id: string, host: string, networkId: string, ips: [string, string][], name = '') =>
       v.endpoints.set(
         id,
@@ -241,7 +242,8 @@ describe('computeDhcp', () => {
     const [inst, ...rest] = computeDhcp(setup(), 'h1');
     expect(rest).toEqual([]);
     expect(inst!.interfaceName).toBe('ns-calyx');
-    expect(inst!.subnets.map((s) => s.subnetId)).toEqual(['s1', 's2']);
+    // Every DHCP subnet is declared per host (no restart when a port lands on a new network).
+    expect(inst!.subnets.map((s) => s.subnetId)).toEqual(['s1', 's2', 's9']);
     expect(inst!.subnets[0]).toEqual({
       tag: 'sub-s1',
       subnetId: 's1',

@@ -59,10 +59,18 @@ export function computeDhcp(
   layout: DhcpLayout = 'per-host',
 ): DesiredDhcpInstance[] {
   const local = localEndpoints(view, hostname).filter((e) => e.adminStateUp);
+  if (local.length === 0) return [];
   const networks = new Set(local.map((e) => e.networkId));
+  // Per host, every DHCP subnet of the deployment is declared (ranges are on dnsmasq's command
+  // line: this way only creating or deleting a subnet restarts it, never a port landing on a
+  // network new to this host). Per network, only the networks with local ports.
   const served = [...view.subnets.values()]
     .filter(
-      (s) => networks.has(s.networkId) && s.enableDhcp && s.ipVersion === 4 && s.gatewayIp !== null,
+      (s) =>
+        (layout === 'per-host' || networks.has(s.networkId)) &&
+        s.enableDhcp &&
+        s.ipVersion === 4 &&
+        s.gatewayIp !== null,
     )
     .sort((a, b) => (a.id < b.id ? -1 : 1));
   const bySubnet = new Map(served.map((s) => [s.id, s]));

@@ -92,6 +92,7 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
   private readonly pending = new Set<string>();
   private timer: TimerHandle | undefined;
   private adopted = false;
+  private lock: Promise<void> = Promise.resolve();
   private userIds: { uid: number; gid: number } | undefined;
   /** SIGHUPs sent (for tests and metrics). */
   reloads = 0;
@@ -392,7 +393,21 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
     }
   }
 
-  async apply(desired: DnsmasqInstance[]): Promise<ReconcileReport> {
+  /** Runs `fn` after every earlier exclusive section: apply and the watchdog never interleave. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  apply(desired: DnsmasqInstance[]): Promise<ReconcileReport> {
+    return this.exclusive(() => this.applyNow(desired));
+  }
+
+  private async applyNow(desired: DnsmasqInstance[]): Promise<ReconcileReport> {
     const t0 = performance.now();
     desired.forEach(validateInstance);
     if (new Set(desired.map((d) => d.name)).size !== desired.length)
@@ -514,21 +529,24 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
       } catch {
         return;
       }
-      for (const run of this.instances.values()) {
-        if (signal.aborted || alive(run.pid) || !run.instance.interfaceName) continue;
-        this.logger.warn(
-          { instance: run.instance.name, pid: run.pid },
-          'dnsmasq died: restarting it',
-        );
-        try {
-          await this.start(run);
-        } catch (e) {
-          this.logger.error(
-            { instance: run.instance.name, err: (e as Error).message },
-            'dnsmasq restart failed',
+      // Never while an apply is stopping or starting processes on purpose.
+      await this.exclusive(async () => {
+        for (const run of this.instances.values()) {
+          if (signal.aborted || alive(run.pid) || !run.instance.interfaceName) continue;
+          this.logger.warn(
+            { instance: run.instance.name, pid: run.pid },
+            'dnsmasq died: restarting it',
           );
+          try {
+            await this.start(run);
+          } catch (e) {
+            this.logger.error(
+              { instance: run.instance.name, err: (e as Error).message },
+              'dnsmasq restart failed',
+            );
+          }
         }
-      }
+      });
     }
   }
 

@@ -52,18 +52,35 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await cluster.waitForBgp();
     print(`  ready in ${secs(t)} (every BGP session established)`);
 
-    step(2, total, 'Creating ports through the driver and plugging 2 VMs into each compute host');
+    step(
+      2,
+      total,
+      'Creating ports through the driver (IPAM allocates the addresses) and booting 2 VMs per compute host; each VM asks for its address by DHCP (dnsmasq on its host)',
+    );
     t = performance.now();
     const vms: ClusterVm[] = [
       await cluster.addVm('compute-1', { name: 'vm-a1', ipv6: true }),
       await cluster.addVm('compute-1', { name: 'vm-a2', subnet: 'public' }),
-      await cluster.addVm('compute-2', { name: 'vm-b1', ipv6: true }),
+      await cluster.addVm('compute-2', { name: 'vm-b1', ipv6: true, client: 'dhclient' }),
       await cluster.addVm('compute-2', { name: 'vm-b2', subnet: 'public' }),
     ];
-    for (const v of vms)
+    for (const v of vms) {
+      const l = v.lease;
+      const dhcp = l
+        ? `DHCP: ${l.ip}/${l.prefixLength} router ${l.router} mtu ${l.mtu ?? '-'} dns ${l.dns.join(',') || '-'}`
+        : '';
       print(
-        `  ${pad(v.vm.name, 6)} on ${pad(v.port.host ?? '-', 10)} ${pad(v.port.interfaceName, 15)} ${pad(v.ipv4, 14)} ${v.ipv6 ?? ''}`,
+        `  ${pad(v.vm.name, 6)} on ${pad(v.port.host ?? '-', 10)} ${pad(v.port.interfaceName, 15)} ${pad(v.ipv4, 14)} ${pad(v.ipv6 ?? '', 16)} ${dhcp}`,
       );
+      check(
+        l?.ip === v.ipv4 && l.router === (v.ipv4.startsWith('203.') ? '203.0.113.1' : '10.65.0.1'),
+        `${v.vm.name} configured itself by DHCP with its port's address and router`,
+      );
+    }
+    const blocks = (await cluster.driver.client.list('IpamBlock')).items.map(
+      (b) => `${b.value.cidr}→${b.value.affinity}`,
+    );
+    print(`  IPAM blocks (host affinity): ${blocks.join(', ')}`);
     print(`  done in ${secs(t)}`);
 
     step(3, total, 'Pinging across hosts (full-mesh iBGP)');
