@@ -108,6 +108,42 @@ describe('Agent (recorded dataplane)', () => {
     expect(stateReads(runner)).toHaveLength(0); // no re-read between resyncs
   });
 
+  it('programs security groups before routes; a rule change rewrites the group chains only', async () => {
+    const runner = fakeHost();
+    const c = new ResourceClient(store);
+    await c.create('SecurityGroup', {
+      id: 'web',
+      rules: [{ direction: 'ingress', protocol: 'tcp', portRangeMin: 80 }],
+    });
+    const port = (await c.get('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-1'))!;
+    await c.update('Endpoint', { ...port.value, securityGroupIds: ['web'] });
+    agent = createAgent(
+      store,
+      agentConfig({ hostname: 'compute-1', stateDir, resyncIntervalMs: 0 }),
+      { runner },
+    );
+    await agent.start();
+    const order = runner.calls.map((x) => x.argv.slice(0, 3).join(' '));
+    const restore = order.indexOf('iptables-restore --noflush');
+    expect(restore).toBeGreaterThanOrEqual(0);
+    expect(restore).toBeLessThan(order.indexOf('ip -force -batch'));
+    expect(runner.callsOf('iptables-restore')[0]!.input).toContain(':calyx-tw-tapport-1 - [0:0]');
+    runner.clear();
+    const sg = (await c.get('SecurityGroup', '/calyx/v1/securitygroup/web'))!;
+    await c.update('SecurityGroup', {
+      ...sg.value,
+      rules: [{ direction: 'ingress', protocol: 'tcp', portRangeMin: 443 }],
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    await agent.idle();
+    const inputs = runner.callsOf('iptables-restore').map((x) => x.input ?? '');
+    expect(inputs).toHaveLength(1);
+    const declared = inputs[0]!.split('\n').filter((l) => l.startsWith(':'));
+    expect(declared.map((l) => l.slice(1, 10))).toEqual(['calyx-si-']);
+    expect(inputs[0]).toContain('--dport 443');
+    expect(batches(runner)).toEqual([]);
+  });
+
   it('re-reads the dataplane on the periodic resync', async () => {
     const runner = fakeHost();
     const clock = new ManualClock();

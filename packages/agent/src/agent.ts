@@ -8,10 +8,17 @@ import {
   type ResourceCache,
 } from '@calyx/datastore';
 import { prefixes, type Kind } from '@calyx/model';
-import { computeBgp, computeRoutes, type ResourceView } from '@calyx/calc';
+import { PolicyCompiler, computeBgp, computeRoutes, type ResourceView } from '@calyx/calc';
+import type { IptablesProgrammer } from '@calyx/dataplane-iptables';
 import type { BirdController } from '@calyx/dataplane-bird';
 import type { RoutesProgrammer } from '@calyx/dataplane-routes';
-import { AGENT_CONFIG, BIRD_CONTROLLER, ROUTES_PROGRAMMER, type AgentConfig } from './config.js';
+import {
+  AGENT_CONFIG,
+  BIRD_CONTROLLER,
+  IPTABLES_PROGRAMMER,
+  ROUTES_PROGRAMMER,
+  type AgentConfig,
+} from './config.js';
 
 /** Kinds whose change can alter the BGP configuration. */
 const BGP_KINDS: ReadonlySet<Kind> = new Set<Kind>([
@@ -20,6 +27,9 @@ const BGP_KINDS: ReadonlySet<Kind> = new Set<Kind>([
   'BgpPeer',
   'IpPool',
 ]);
+
+/** Kinds whose change can alter the host's filter rules. */
+const POLICY_KINDS: ReadonlySet<Kind> = new Set<Kind>(['Endpoint', 'SecurityGroup', 'IpPool']);
 
 export type AgentStats = ReconcilerStats;
 
@@ -47,6 +57,8 @@ export class Agent {
   private readonly loop: SyncedReconciler;
   private readonly logger: Logger;
   private bgpDirty = true;
+  private policyDirty = true;
+  private readonly policy: PolicyCompiler;
   private linkWatch: Promise<void> | undefined;
 
   constructor(
@@ -54,10 +66,15 @@ export class Agent {
     @inject(AGENT_CONFIG) readonly config: AgentConfig,
     @inject(ROUTES_PROGRAMMER) readonly routes: RoutesProgrammer,
     @inject(BIRD_CONTROLLER) readonly bird: BirdController,
+    @inject(IPTABLES_PROGRAMMER) readonly iptables: IptablesProgrammer,
     @inject(LOGGER) logger: Logger,
     @inject(CLOCK) clock: Clock,
   ) {
     this.logger = logger.child({ agent: config.hostname });
+    this.policy = new PolicyCompiler({
+      hostServices: config.hostServices,
+      allowPingHost: config.allowPingHost,
+    });
     this.loop = new SyncedReconciler(store, {
       prefixes: Agent.prefixesFor(),
       resyncIntervalMs: config.resyncIntervalMs,
@@ -66,6 +83,7 @@ export class Agent {
       onResync: () => {
         this.routes.invalidate();
         this.bird.invalidate();
+        this.iptables.invalidate();
       },
       reconcile: (cache, what) => this.reconcile(cache, what),
     });
@@ -113,7 +131,18 @@ export class Agent {
     what: { changed: ReadonlySet<Kind>; full: boolean },
   ): Promise<void> {
     if (what.full || [...what.changed].some((k) => BGP_KINDS.has(k))) this.bgpDirty = true;
+    if (what.full || [...what.changed].some((k) => POLICY_KINDS.has(k))) this.policyDirty = true;
     const view = viewOf(cache);
+    // Policy before routes: an endpoint is reachable only once its rules are in place.
+    if (this.policyDirty && this.config.securityGroups) {
+      this.policyDirty = false;
+      try {
+        await this.iptables.apply(this.policy.compute(view, this.config.hostname));
+      } catch (e) {
+        this.policyDirty = true;
+        throw e;
+      }
+    }
     await this.routes.apply(computeRoutes(view, this.config.hostname));
     if (!this.bgpDirty) return;
     this.bgpDirty = false;

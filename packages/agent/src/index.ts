@@ -3,7 +3,9 @@ export {
   AGENT_CONFIG,
   ROUTES_PROGRAMMER,
   BIRD_CONTROLLER,
+  IPTABLES_PROGRAMMER,
   agentConfig,
   type AgentConfig,
+  type HostServiceConfig,
 } from './config.js';
 export { agentModule, runtimeModule, createAgent } from './modules.js';

@@ -4,8 +4,15 @@ import { datastoreModule, type Datastore } from '@calyx/datastore';
 import { COMMAND_RUNNER, ExecCommandRunner, type CommandRunner } from '@calyx/dataplane';
 import { BirdController } from '@calyx/dataplane-bird';
 import { RoutesProgrammer } from '@calyx/dataplane-routes';
+import { IptablesProgrammer } from '@calyx/dataplane-iptables';
 import { Agent } from './agent.js';
-import { AGENT_CONFIG, BIRD_CONTROLLER, ROUTES_PROGRAMMER, type AgentConfig } from './config.js';
+import {
+  AGENT_CONFIG,
+  BIRD_CONTROLLER,
+  IPTABLES_PROGRAMMER,
+  ROUTES_PROGRAMMER,
+  type AgentConfig,
+} from './config.js';
 
 /** The agent and its programmers, built from the container's runner, logger and config. */
 export function agentModule(config: AgentConfig): ContainerModule {
@@ -18,6 +25,17 @@ export function agentModule(config: AgentConfig): ContainerModule {
             runner: ctx.get<CommandRunner>(COMMAND_RUNNER),
             logger: ctx.get<Logger>(LOGGER),
             routeProtocol: config.routeProtocol,
+            ...(config.netns ? { netns: config.netns } : {}),
+          }),
+      )
+      .inSingletonScope();
+    bind<IptablesProgrammer>(IPTABLES_PROGRAMMER)
+      .toDynamicValue(
+        (ctx) =>
+          new IptablesProgrammer({
+            runner: ctx.get<CommandRunner>(COMMAND_RUNNER),
+            logger: ctx.get<Logger>(LOGGER),
+            backend: config.iptablesBackend,
             ...(config.netns ? { netns: config.netns } : {}),
           }),
       )

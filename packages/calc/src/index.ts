@@ -18,3 +18,18 @@ export {
   type DesiredDhcpHost,
   type DhcpLayout,
 } from './dhcp.js';
+export {
+  PolicyCompiler,
+  chainNames,
+  groupChain,
+  endpointChain,
+  dispatchChains,
+  ruleMatch,
+  ACCEPT_MARK,
+  type FilterOptions,
+  type DesiredFilter,
+  type DesiredFamilyFilter,
+  type DesiredTable,
+  type DesiredIpset,
+  type Rules,
+} from './policy.js';

@@ -42,6 +42,9 @@ export const V6_SUBNET = {
   gateway: '2001:db8:65::1',
 } as const;
 
+/** The security group VMs get unless told otherwise: everything in and out, both families. */
+export const OPEN_GROUP = 'sg-open';
+
 export interface ClusterVm {
   port: Endpoint;
   vm: TestVm;
@@ -106,6 +109,13 @@ export class Cluster implements AsyncDisposable {
     await driver.putIpPool({ name: 'public', cidr: PUBLIC_SUBNET.cidr, advertise: true });
     await driver.putIpPool({ name: 'v6', cidr: '2001:db8:65::/48' });
     await driver.createNetwork({ id: NETWORK_ID, name: 'demo' });
+    await driver.createSecurityGroup({
+      id: OPEN_GROUP,
+      name: 'open',
+      rules: (['ingress', 'egress'] as const).flatMap((direction) =>
+        (['IPv4', 'IPv6'] as const).map((ethertype) => ({ direction, ethertype })),
+      ),
+    });
     for (const s of [PRIVATE_SUBNET, PUBLIC_SUBNET, V6_SUBNET]) {
       await driver.createSubnet({
         id: s.id,
@@ -229,6 +239,9 @@ export class Cluster implements AsyncDisposable {
       ipv6?: boolean;
       dhcp?: boolean;
       client?: 'udhcpc' | 'dhclient';
+      /** Default: the open group. */
+      securityGroups?: string[];
+      portSecurity?: boolean;
     },
   ): Promise<ClusterVm> {
     const host = this.hosts.get(hostName);
@@ -245,6 +258,8 @@ export class Cluster implements AsyncDisposable {
       workloadId: opts.name,
       mac,
       fixedIps: [{ subnetId: subnet.id }, ...(opts.ipv6 ? [{ subnetId: V6_SUBNET.id }] : [])],
+      securityGroupIds: opts.securityGroups ?? [OPEN_GROUP],
+      ...(opts.portSecurity === false ? { portSecurityEnabled: false } : {}),
     });
     const ipv4 = port.fixedIps.find((f) => f.subnetId === subnet.id)!.ipAddress;
     const ipv6 = port.fixedIps.find((f) => f.subnetId === V6_SUBNET.id)?.ipAddress;

@@ -8,5 +8,6 @@ export {
   V6_SUBNET,
   DEPLOYMENT_AS,
   EDGE_AS,
+  OPEN_GROUP,
 } from './cluster.js';
 export { datastoreWalkthrough } from './datastore-walkthrough.js';

@@ -21,3 +21,4 @@ export {
 } from './services.js';
 export { DhcpClients, KeptLease, parseLeaseLine, type DhcpLease } from './dhcp-client.js';
 export { DnsProbe } from './dns-probe.js';
+export { TrafficProbe, type ConnectResult } from './traffic-probe.js';

@@ -12,6 +12,7 @@ import {
 } from '@calyx/dataplane';
 import { creatorPid, newRunId } from './names.js';
 import { Pinger } from './pinger.js';
+import { TrafficProbe } from './traffic-probe.js';
 
 export interface TestHost {
   /** Logical name (`compute-1`). */
@@ -74,6 +75,7 @@ export class Testbed implements AsyncDisposable {
   private readonly v4Prefix: string;
   private readonly v6Prefix: string;
   private nextHostIndex = 1;
+  private probeDir: string | undefined;
   private disposed = false;
   private readonly onSignal: (signal: NodeJS.Signals) => void;
 
@@ -291,6 +293,17 @@ export class Testbed implements AsyncDisposable {
         throw new Error(`${ifname} in ${netns} not operationally up after ${timeoutMs} ms`);
       await sleep(10);
     }
+  }
+
+  /** TCP/UDP servers on `ports` and connects from inside a VM or host namespace; stopped on dispose. */
+  async startTrafficProbe(
+    at: TestVm | TestHost,
+    ports: { tcp?: readonly number[]; udp?: readonly number[] } = {},
+  ): Promise<TrafficProbe> {
+    this.probeDir ??= await this.tempDir('probes');
+    const probe = await TrafficProbe.start(this.runner, at.netns, this.probeDir, ports);
+    this.trackPid(probe.pid);
+    return probe;
   }
 
   /** Unplugs a VM: its namespace and tap go away. */
