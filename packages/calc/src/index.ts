@@ -24,6 +24,8 @@ export {
   groupChain,
   endpointChain,
   dispatchChains,
+  DispatchTree,
+  TrackedMap,
   ruleMatch,
   ACCEPT_MARK,
   type FilterOptions,

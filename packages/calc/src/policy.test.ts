@@ -7,10 +7,12 @@ import {
   type ResourceOf,
   type SecurityGroupRuleInput,
 } from '@calyx/model';
+import type { TrackedMap } from './index.js';
 import {
   ACCEPT_MARK,
   PolicyCompiler,
   chainNames,
+  DispatchTree,
   dispatchChains,
   emptyView,
   ruleMatch,
@@ -181,6 +183,37 @@ function addEndpoint(
 
 const filterChains = (d: DesiredFilter, f: 4 | 6) => (f === 4 ? d.v4 : d.v6).filter.chains;
 
+/** The compiler's output is live; tests comparing two computations copy it first. */
+function snapshot(d: DesiredFilter): DesiredFilter {
+  const fam = (x: DesiredFilter['v4']) => ({
+    filter: { chains: new Map(x.filter.chains), hooks: new Map(x.filter.hooks) },
+    raw: { chains: new Map(x.raw.chains), hooks: new Map(x.raw.hooks) },
+    nat: { chains: new Map(x.nat.chains), hooks: new Map(x.nat.hooks) },
+  });
+  return { v4: fam(d.v4), v6: fam(d.v6), ipsets: new Map(d.ipsets) };
+}
+
+/** Order-free content of a computation, to compare an incremental compiler with a fresh one. */
+function canonical(d: DesiredFilter): unknown {
+  const fam = (x: DesiredFilter['v4']) =>
+    Object.fromEntries(
+      (['filter', 'raw', 'nat'] as const).map((t) => [
+        t,
+        {
+          chains: [...x[t].chains].sort(([a], [b]) => (a < b ? -1 : 1)),
+          hooks: [...x[t].hooks].sort(),
+        },
+      ]),
+    );
+  return {
+    v4: fam(d.v4),
+    v6: fam(d.v6),
+    ipsets: [...d.ipsets]
+      .map(([n, s]) => [n, s.family, s.type, [...s.members].sort()])
+      .sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)),
+  };
+}
+
 describe('PolicyCompiler', () => {
   it('compiles a host: dispatch, endpoint and group chains, hooks, anti-spoofing sets', () => {
     const v = hostView(1);
@@ -234,7 +267,8 @@ describe('PolicyCompiler', () => {
       ]),
     );
     expect(d.v4.raw.hooks.get('PREROUTING')).toBe('-j calyx-PREROUTING');
-    expect(d.ipsets.get('calyx-4-sources')).toEqual({
+    const sources = d.ipsets.get('calyx-4-sources')!;
+    expect({ ...sources, members: [...sources.members].sort() }).toEqual({
       family: 4,
       type: 'hash:net,iface',
       members: [
@@ -267,7 +301,7 @@ describe('PolicyCompiler', () => {
       `-j MARK --set-xmark ${ACCEPT_MARK}/${ACCEPT_MARK}`,
       '-j RETURN',
     ]);
-    expect(d.ipsets.get('calyx-4-sources')!.members).toEqual([
+    expect([...d.ipsets.get('calyx-4-sources')!.members].sort()).toEqual([
       `0.0.0.0/1,${open.interfaceName}`,
       `128.0.0.0/1,${open.interfaceName}`,
     ]);
@@ -309,8 +343,8 @@ describe('PolicyCompiler', () => {
   it('keeps the identity of everything unchanged, so one endpoint changed touches a few chains', () => {
     const v = hostView(2000);
     const compiler = new PolicyCompiler();
-    const before = compiler.compute(v, 'compute-1');
-    const again = compiler.compute(v, 'compute-1');
+    const before = snapshot(compiler.compute(v, 'compute-1'));
+    const again = snapshot(compiler.compute(v, 'compute-1'));
     const changed = (a: DesiredFilter, b: DesiredFilter) => {
       const out: string[] = [];
       for (const f of [4, 6] as const)
@@ -327,7 +361,7 @@ describe('PolicyCompiler', () => {
     expect(changed(before, again)).toEqual([]);
 
     const added = addEndpoint(v, 5000, 'compute-1');
-    const after = compiler.compute(v, 'compute-1');
+    const after = snapshot(compiler.compute(v, 'compute-1'));
     const diff = changed(again, after);
     expect(diff).toContain(`4/calyx-fw-${added.interfaceName}`);
     expect(diff).toContain(`4/calyx-tw-${added.interfaceName}`);
@@ -337,7 +371,7 @@ describe('PolicyCompiler', () => {
 
     // A remote group member elsewhere changes that set only.
     addEndpoint(v, 9000, 'compute-2', { securityGroupIds: ['db'] });
-    expect(changed(after, compiler.compute(v, 'compute-1'))).toEqual([
+    expect(changed(after, snapshot(compiler.compute(v, 'compute-1')))).toEqual([
       chainNames.groupSet(4, 'db'),
     ]);
 
@@ -346,11 +380,208 @@ describe('PolicyCompiler', () => {
       'web',
       r('SecurityGroup', { id: 'web', rules: [{ direction: 'ingress', protocol: 'udp' }] }),
     );
-    const last = compiler.compute(v, 'compute-1');
+    const last = snapshot(compiler.compute(v, 'compute-1'));
     const groupDiff = changed(after, last);
     expect(groupDiff).toEqual(
       expect.arrayContaining([`4/${chainNames.groupIn('web')}`, `4/${chainNames.groupOut('web')}`]),
     );
     expect(groupDiff.some((c) => c.includes('calyx-tw-') || c.includes('calyx-fw-'))).toBe(false);
+  });
+});
+
+/** The tree as first written: recursive, from scratch. The incremental tree must equal it. */
+function referenceDispatch(names: readonly string[], leaf: number): Map<string, string[]> {
+  const root = 'calyx-from-wl';
+  const out = new Map<string, string[]>();
+  const build = (chain: string, group: string[], depth: number): void => {
+    const rules: string[] = [];
+    if (group.length <= leaf || depth >= 15) {
+      for (const n of group) rules.push(`-i ${n} -g fw-${n}`);
+    } else {
+      const byChar = new Map<string, string[]>();
+      for (const n of group) {
+        const c = n.slice(0, depth + 1);
+        byChar.set(c, [...(byChar.get(c) ?? []), n]);
+      }
+      for (const [p, list] of [...byChar].sort(([x], [y]) => (x < y ? -1 : 1))) {
+        const exact = list.indexOf(p);
+        if (exact >= 0) {
+          rules.push(`-i ${p} -g fw-${p}`);
+          list.splice(exact, 1);
+          if (list.length === 0) continue;
+        }
+        if (list.length === 1) {
+          rules.push(`-i ${list[0]} -g fw-${list[0]}`);
+          continue;
+        }
+        const child = `${root}-${p.slice(3)}`;
+        rules.push(`-i ${p}+ -g ${child}`);
+        build(child, list, depth + 1);
+      }
+    }
+    rules.push('-m comment --comment "unknown endpoint interface" -j DROP');
+    out.set(chain, rules);
+  };
+  build(root, [...names].sort(), 3);
+  return out;
+}
+
+describe('DispatchTree', () => {
+  it('builds the same chains as the reference algorithm', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.stringMatching(/^tap[0-9a-c]{1,8}$/), { maxLength: 300 }),
+        fc.integer({ min: 1, max: 8 }),
+        (names, leaf) => {
+          const got = dispatchChains('calyx-from-wl', names, 'tap', '-i', (n) => `fw-${n}`, leaf);
+          expect(new Map([...got].sort())).toEqual(
+            new Map([...referenceDispatch(names, leaf)].sort()),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('kept up to date name by name equals the tree built from scratch', () => {
+    const name = fc.stringMatching(/^tap[0-9a-c]{1,6}$/);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), name), { maxLength: 200 }),
+        fc.integer({ min: 1, max: 6 }),
+        (ops, leaf) => {
+          const live = new Map<string, readonly string[]>();
+          const target = (n: string) => `fw-${n}`;
+          const tree = new DispatchTree('calyx-from-wl', 'tap', '-i', target, leaf, live);
+          const names = new Set<string>();
+          ops.forEach(([add, n], i) => {
+            if (add) {
+              tree.add(n);
+              names.add(n);
+            } else {
+              tree.delete(n);
+              names.delete(n);
+            }
+            if (i % 7 === 0 || i === ops.length - 1) {
+              tree.flush();
+              const fresh = dispatchChains('calyx-from-wl', [...names], 'tap', '-i', target, leaf);
+              expect(new Map([...live].sort())).toEqual(new Map([...fresh].sort()));
+              for (const x of names) expect(dispatch(live, 'calyx-from-wl', x)).toBe(`fw-${x}`);
+            }
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('re-emits only the chains on the changed name’s path', () => {
+    const live = new Map<string, readonly string[]>();
+    const tree = new DispatchTree('calyx-to-wl', 'tap', '-o', (n) => `tw-${n}`, 32, live);
+    for (let i = 0; i < 10_000; i++) tree.add(`tap${i.toString(16).padStart(6, '0')}ab-cd`);
+    tree.flush();
+    const before = new Map(live);
+    tree.add('tap00abcdab-cd');
+    tree.flush();
+    const rewritten = [...live].filter(([n, rules]) => before.get(n) !== rules).map(([n]) => n);
+    expect(rewritten.length).toBeGreaterThan(0);
+    expect(rewritten.length).toBeLessThanOrEqual(3);
+    expect(live.size - before.size).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('PolicyCompiler (incremental)', () => {
+  it('after any sequence of changes equals a fresh compiler on the same view', () => {
+    const groups = ['web', 'db', 'nope'];
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('put' as const),
+        i: fc.integer({ min: 0, max: 40 }),
+        host: fc.constantFrom('compute-1', 'compute-2'),
+        groups: fc.subarray(groups),
+        admin: fc.boolean(),
+        security: fc.boolean(),
+        v6: fc.boolean(),
+        pair: fc.boolean(),
+      }),
+      fc.record({ kind: fc.constant('del' as const), i: fc.integer({ min: 0, max: 40 }) }),
+      fc.record({
+        kind: fc.constant('group' as const),
+        id: fc.constantFrom(...groups),
+        port: fc.integer({ min: 1, max: 3 }),
+        remote: fc.option(fc.constantFrom(...groups), { nil: undefined }),
+      }),
+      fc.record({ kind: fc.constant('nat' as const), on: fc.boolean() }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const v = hostView(0);
+        const compiler = new PolicyCompiler({ dispatchLeafSize: 4 });
+        const seen = new Map<string, { generation: number; chains: Map<string, unknown> }>();
+        let seenSets = new Map<string, readonly string[]>();
+        ops.forEach((o, step) => {
+          if (o.kind === 'put') {
+            addEndpoint(v, o.i, o.host, {
+              securityGroupIds: o.groups,
+              adminStateUp: o.admin,
+              portSecurityEnabled: o.security,
+              fixedIps: [
+                { subnetId: 's4', ipAddress: `10.65.0.${o.i + 1}` },
+                ...(o.v6 ? [{ subnetId: 's6', ipAddress: `2001:db8:65::${o.i + 1}` }] : []),
+              ],
+              allowedAddressPairs: o.pair
+                ? [{ ipAddress: '10.65.200.0/24', macAddress: 'fa:16:3e:aa:aa:aa' }]
+                : [],
+            });
+          } else if (o.kind === 'del') {
+            v.endpoints.delete(`e${String(o.i).padStart(5, '0')}-0000-0000`);
+          } else if (o.kind === 'group') {
+            v.securityGroups.set(
+              o.id,
+              r('SecurityGroup', {
+                id: o.id,
+                rules: [
+                  { direction: 'ingress', protocol: 'tcp', portRangeMin: o.port },
+                  ...(o.remote ? [{ direction: 'ingress' as const, remoteGroupId: o.remote }] : []),
+                ],
+              }),
+            );
+          } else {
+            v.ipPools.set('p', r('IpPool', { name: 'p', cidr: '10.65.0.0/16', natOutgoing: o.on }));
+          }
+          const out = compiler.compute(v, 'compute-1');
+          // What the output says changed (chain log, ipset deltas) is what changed.
+          for (const [f, fam] of [
+            ['v4', out.v4],
+            ['v6', out.v6],
+          ] as const)
+            for (const t of ['filter', 'raw', 'nat'] as const) {
+              const chains = fam[t].chains as TrackedMap<string, readonly string[]>;
+              const key = `${f}/${t}`;
+              const prev = seen.get(key);
+              if (prev) {
+                const logged = new Set(chains.changedSince(prev.generation));
+                for (const [n, rules] of chains)
+                  if (prev.chains.get(n) !== rules) expect(logged).toContain(n);
+                for (const n of prev.chains.keys()) if (!chains.has(n)) expect(logged).toContain(n);
+              }
+              seen.set(key, { generation: chains.generation, chains: new Map(chains) });
+            }
+          for (const [name, set] of out.ipsets) {
+            if (!set.delta || set.delta.base !== seenSets.get(name)) continue;
+            const expected = new Set(set.delta.base);
+            for (const m of set.delta.removed) expected.delete(m);
+            for (const m of set.delta.added) expected.add(m);
+            expect([...expected].sort()).toEqual([...set.members].sort());
+          }
+          seenSets = new Map([...out.ipsets].map(([n, x]) => [n, x.members]));
+          if (step % 5 === 0 || step === ops.length - 1)
+            expect(canonical(out)).toEqual(
+              canonical(new PolicyCompiler({ dispatchLeafSize: 4 }).compute(v, 'compute-1')),
+            );
+        });
+      }),
+      { numRuns: 150 },
+    );
   });
 });

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { parseCidr } from '@calyx/netaddr';
 import type { Endpoint, SecurityGroup, SecurityGroupRule } from '@calyx/model';
-import { localEndpoints } from './routes.js';
+import { DispatchTree } from './dispatch.js';
+import { TrackedMap } from './tracked.js';
 import type { ResourceView } from './types.js';
 
 /**
@@ -50,7 +51,7 @@ export interface HostService {
 export type Rules = readonly string[];
 
 export interface DesiredTable {
-  /** Calyx's chains by name. */
+  /** Calyx's chains by name (a TrackedMap: what changed since a generation is known). */
   chains: Map<string, Rules>;
   /** Jumps that must be first in the kernel's built-in chains: built-in chain → rule. */
   hooks: Map<string, string>;
@@ -67,8 +68,10 @@ export type IpsetType = 'hash:net' | 'hash:net,iface';
 export interface DesiredIpset {
   family: 4 | 6;
   type: IpsetType;
-  /** Sorted members (`prefix` or `prefix,iface`), shared by identity while unchanged. */
+  /** Members (`prefix` or `prefix,iface`), shared by identity while unchanged. */
   members: readonly string[];
+  /** How `members` differs from the previous list `base`, so a programmer can apply just that. */
+  delta?: { base: readonly string[]; added: readonly string[]; removed: readonly string[] };
 }
 
 export interface DesiredFilter {
@@ -173,58 +176,11 @@ export function endpointChain(
   return rules;
 }
 
-/**
- * Dispatch by interface name as a tree: a chain holds at most `leaf` interfaces, else splits
- * by the next character, so adding an endpoint rewrites one small chain, never a chain of N.
- */
-export function dispatchChains(
-  root: string,
-  names: readonly string[],
-  prefix: string,
-  dir: '-i' | '-o',
-  target: (name: string) => string,
-  leaf: number,
-): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const build = (chain: string, group: string[], depth: number): void => {
-    const rules: string[] = [];
-    if (group.length <= leaf || depth >= 15) {
-      for (const n of group) rules.push(`${dir} ${n} -g ${target(n)}`);
-    } else {
-      const byChar = new Map<string, string[]>();
-      for (const n of group) {
-        const c = n.slice(0, depth + 1);
-        const list = byChar.get(c);
-        if (list) list.push(n);
-        else byChar.set(c, [n]);
-      }
-      for (const [p, list] of byChar) {
-        // A name that is exactly this prefix has no further character to split by.
-        const exact = list.indexOf(p);
-        if (exact >= 0) {
-          rules.push(`${dir} ${p} -g ${target(p)}`);
-          list.splice(exact, 1);
-          if (list.length === 0) continue;
-        }
-        if (list.length === 1) {
-          rules.push(`${dir} ${list[0]} -g ${target(list[0]!)}`);
-          continue;
-        }
-        const child = `${root}-${p.slice(prefix.length)}`;
-        rules.push(`${dir} ${p}+ -g ${child}`);
-        build(child, list, depth + 1);
-      }
-    }
-    // Anything else that looks like an endpoint but is not one of ours: fail closed.
-    rules.push('-m comment --comment "unknown endpoint interface" -j DROP');
-    out.set(chain, rules);
-  };
-  build(root, [...names].sort(), prefix.length);
-  return out;
-}
+export { DispatchTree, dispatchChains } from './dispatch.js';
+export { TrackedMap } from './tracked.js';
 
 function table(): DesiredTable {
-  return { chains: new Map(), hooks: new Map() };
+  return { chains: new TrackedMap(), hooks: new Map() };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -233,147 +189,134 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+const addressesOf = (e: Endpoint): string[] => [
+  ...e.fixedIps.map((f) => f.ipAddress),
+  ...e.allowedAddressPairs.map((p) => p.ipAddress),
+];
+
+type EndpointChange = [prev: Endpoint | undefined, next: Endpoint | undefined];
+
 /**
- * Memoised compilation. Chains are rebuilt only for endpoints or groups that changed, and an
- * unchanged chain or ipset keeps its array identity from the previous `compute`, so the
- * programmer skips it without comparing: one endpoint changed among 10,000 costs a few chains.
+ * Updates `seen` to `current` and returns what differs by object identity. The resource cache
+ * keeps an unchanged resource's object, so this is one pass and no deep comparison.
+ */
+function diffByIdentity<T>(
+  seen: Map<string, T>,
+  current: ReadonlyMap<string, T>,
+): [T | undefined, T | undefined][] {
+  const out: [T | undefined, T | undefined][] = [];
+  const before = seen.size;
+  let kept = 0;
+  for (const [id, v] of current) {
+    const prev = seen.get(id);
+    if (prev !== undefined) kept++;
+    if (prev !== v) {
+      out.push([prev, v]);
+      seen.set(id, v);
+    }
+  }
+  if (kept < before)
+    for (const [id, v] of seen)
+      if (!current.has(id)) {
+        out.push([v, undefined]);
+        seen.delete(id);
+      }
+  return out;
+}
+
+/** A remote group's members' addresses, counted (two ports may share an allowed pair). */
+class RemoteGroup {
+  readonly members = { 4: new Map<string, number>(), 6: new Map<string, number>() };
+  /** Net membership changes since the last flush (+1 joined, -1 left). */
+  net = { 4: new Map<string, number>(), 6: new Map<string, number>() };
+
+  private change(e: Endpoint, delta: 1 | -1): boolean {
+    let changed = false;
+    for (const a of new Set(addressesOf(e).map(hostPrefix))) {
+      const f = familyOf(a);
+      const m = this.members[f];
+      const n = (m.get(a) ?? 0) + delta;
+      if (n > 0) m.set(a, n);
+      else m.delete(a);
+      if (n === 0 || (n === 1 && delta === 1)) {
+        changed = true;
+        this.net[f].set(a, (this.net[f].get(a) ?? 0) + delta);
+      }
+    }
+    return changed;
+  }
+
+  add(e: Endpoint): boolean {
+    return this.change(e, 1);
+  }
+
+  remove(e: Endpoint): boolean {
+    return this.change(e, -1);
+  }
+}
+
+/** What one local endpoint contributes, remembered to take it back when it changes. */
+interface LocalState {
+  endpoint: Endpoint;
+  /** Families it has chains in. */
+  families: (4 | 6)[];
+  /** Groups whose chains it jumps to (admin up, port security on). */
+  groups: string[];
+  /** Its anti-spoofing entries per family. */
+  sources: Record<4 | 6, string[]>;
+  chains: [Rules, Rules];
+}
+
+interface FamilyState {
+  out: DesiredFamilyFilter;
+  from: DispatchTree;
+  to: DispatchTree;
+  /** Group → number of local endpoints of this family using it. */
+  groupUse: Map<string, number>;
+  /** Interface → its anti-spoofing entries. */
+  sources: Map<string, string[]>;
+  /** Net changes to the sources set since the last flush (+1 added, -1 removed). */
+  sourcesDelta: Map<string, number>;
+  sourcesDirty: boolean;
+}
+
+/**
+ * The policy compiler, incremental. `compute(view, host)` compares the view with the one it
+ * saw last by object identity (the resource cache keeps unchanged resources' objects) and
+ * updates only what changed endpoints, groups and pools contribute; a chain or ipset whose
+ * content did not change keeps its array, so the programmer skips it by identity. One
+ * endpoint changed among 10,000 costs a pass over the map and a few chains, not a rebuild.
+ *
+ * The returned maps are the compiler's own and stay live: they are valid until the next
+ * `compute` (copy them to keep a snapshot).
  */
 export class PolicyCompiler {
-  private readonly endpointMemo = new Map<string, { key: string; chains: [Rules, Rules] }>();
-  private readonly groupMemo = new Map<
-    string,
-    { sg: SecurityGroup; chains: Record<'in4' | 'out4' | 'in6' | 'out6', Rules> }
-  >();
-  /** Previous output by name, to hand back the same array when the content is unchanged. */
-  private previousChains = new Map<string, Rules>();
-  private previousSets = new Map<string, readonly string[]>();
   private readonly opts: Required<Omit<FilterOptions, 'hostServices'>> &
     Pick<FilterOptions, 'hostServices'>;
+  private host: string | undefined;
+  private out!: DesiredFilter;
+  private fam!: Record<4 | 6, FamilyState>;
+  /** Last seen objects: every endpoint (any host) and every group. */
+  private endpoints = new Map<string, Endpoint>();
+  private groups = new Map<string, SecurityGroup>();
+  private poolsSeen = new Map<string, unknown>();
+  /** Local endpoints by interface. */
+  private local = new Map<string, LocalState>();
+  /** Remote groups (referenced by a rule of a used group) and their members' addresses. */
+  private remote = new Map<string, RemoteGroup>();
+  private readonly dirtySets = new Set<string>();
 
   constructor(opts: FilterOptions = {}) {
     this.opts = { interfacePrefix: 'tap', allowPingHost: true, dispatchLeafSize: 32, ...opts };
+    this.reset();
   }
 
-  private endpointChains(e: Endpoint): [Rules, Rules] {
-    const pairMacs = e.allowedAddressPairs.map((p) => p.macAddress).filter((m): m is string => !!m);
-    const key = JSON.stringify([
-      e.adminStateUp,
-      e.portSecurityEnabled,
-      e.mac,
-      pairMacs,
-      [...e.securityGroupIds].sort(),
-    ]);
-    const hit = this.endpointMemo.get(e.interfaceName);
-    if (hit && hit.key === key) return hit.chains;
-    const chains: [Rules, Rules] = [
-      endpointChain(e, 'ingress'),
-      endpointChain(e, 'egress', pairMacs),
-    ];
-    this.endpointMemo.set(e.interfaceName, { key, chains });
-    return chains;
-  }
-
-  private groupChains(sg: SecurityGroup): Record<'in4' | 'out4' | 'in6' | 'out6', Rules> {
-    const hit = this.groupMemo.get(sg.id);
-    if (hit && hit.sg === sg) return hit.chains;
-    const chains = {
-      in4: groupChain(sg, 'ingress', 4),
-      out4: groupChain(sg, 'egress', 4),
-      in6: groupChain(sg, 'ingress', 6),
-      out6: groupChain(sg, 'egress', 6),
-    };
-    this.groupMemo.set(sg.id, { sg, chains });
-    return chains;
-  }
-
-  compute(view: ResourceView, hostname: string): DesiredFilter {
+  private reset(): void {
     const prefix = this.opts.interfacePrefix;
-    const local = localEndpoints(view, hostname);
-    const v4: DesiredFamilyFilter = { filter: table(), raw: table(), nat: table() };
-    const v6: DesiredFamilyFilter = { filter: table(), raw: table(), nat: table() };
-    const ipsets = new Map<string, DesiredIpset>();
-    const usedGroups = new Set<string>();
-    const remoteGroups = new Set<string>();
-    for (const e of local) for (const g of e.securityGroupIds) usedGroups.add(g);
-    for (const g of usedGroups)
-      for (const r of view.securityGroups.get(g)?.rules ?? [])
-        if (r.remoteGroupId) remoteGroups.add(r.remoteGroupId);
-
-    const live = new Set(local.map((e) => e.interfaceName));
-    for (const k of this.endpointMemo.keys()) if (!live.has(k)) this.endpointMemo.delete(k);
-    for (const k of this.groupMemo.keys())
-      if (!view.securityGroups.has(k)) this.groupMemo.delete(k);
-
-    // Addresses each local endpoint may send from, per family.
-    const sources = { 4: [] as string[], 6: [] as string[] };
-    const hasFamily = { 4: new Set<string>(), 6: new Set<string>() };
-    for (const e of local) {
-      if (!e.adminStateUp) continue;
-      const tap = e.interfaceName;
-      if (!e.portSecurityEnabled) {
-        // hash:net refuses /0: two halves cover everything.
-        sources[4].push(`0.0.0.0/1,${tap}`, `128.0.0.0/1,${tap}`);
-        sources[6].push(`::/1,${tap}`, `8000::/1,${tap}`);
-        hasFamily[4].add(tap);
-        hasFamily[6].add(tap);
-        continue;
-      }
-      const addrs = [
-        ...e.fixedIps.map((f) => f.ipAddress),
-        ...e.allowedAddressPairs.map((p) => p.ipAddress),
-      ];
-      for (const a of addrs) {
-        const f = familyOf(a);
-        sources[f].push(`${hostPrefix(a)},${tap}`);
-        hasFamily[f].add(tap);
-      }
-    }
-
-    for (const [family, f] of [
-      [4, v4],
-      [6, v6],
-    ] as const) {
-      const chains = f.filter.chains;
-      // An endpoint gets chains in a family only when it has addresses of it: a single-stack
-      // VM costs one family's restore, and what it sends in the other family falls off the
-      // dispatch tree into DROP. Admin-down endpoints keep their (DROP) chains.
-      const members = local.filter(
-        (e) =>
-          hasFamily[family].has(e.interfaceName) ||
-          (!e.adminStateUp && e.fixedIps.some((x) => familyOf(x.ipAddress) === family)),
-      );
-      for (const e of members) {
-        const [tw, fw] = this.endpointChains(e);
-        chains.set(chainNames.endpointIn(e.interfaceName), tw);
-        chains.set(chainNames.endpointOut(e.interfaceName), fw);
-      }
-      for (const g of usedGroups) {
-        const sg = view.securityGroups.get(g);
-        // A group that does not exist (yet) allows nothing: its chains are empty.
-        const c = sg ? this.groupChains(sg) : undefined;
-        chains.set(chainNames.groupIn(g), (family === 4 ? c?.in4 : c?.in6) ?? []);
-        chains.set(chainNames.groupOut(g), (family === 4 ? c?.out4 : c?.out6) ?? []);
-      }
-      const names = members.map((e) => e.interfaceName);
-      const leaf = this.opts.dispatchLeafSize;
-      for (const [name, rules] of dispatchChains(
-        'calyx-from-wl',
-        names,
-        prefix,
-        '-i',
-        chainNames.endpointOut,
-        leaf,
-      ))
-        chains.set(name, rules);
-      for (const [name, rules] of dispatchChains(
-        'calyx-to-wl',
-        names,
-        prefix,
-        '-o',
-        chainNames.endpointIn,
-        leaf,
-      ))
-        chains.set(name, rules);
+    const leaf = this.opts.dispatchLeafSize;
+    const family = (f: 4 | 6): FamilyState => {
+      const out: DesiredFamilyFilter = { filter: table(), raw: table(), nat: table() };
+      const chains = out.filter.chains;
       chains.set('calyx-FORWARD', [
         '-m conntrack --ctstate INVALID -j DROP',
         '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
@@ -382,69 +325,289 @@ export class PolicyCompiler {
         `-i ${prefix}+ -j ACCEPT`,
         `-o ${prefix}+ -j ACCEPT`,
       ]);
-      chains.set('calyx-wl-to-host', this.toHostChain(family));
+      chains.set('calyx-wl-to-host', this.toHostChain(f));
       chains.set('calyx-INPUT', [`-i ${prefix}+ -j calyx-wl-to-host`]);
-      f.filter.hooks.set('FORWARD', '-j calyx-FORWARD');
-      f.filter.hooks.set('INPUT', '-j calyx-INPUT');
-
-      ipsets.set(chainNames.sources(family), {
-        family,
-        type: 'hash:net,iface',
-        members: sources[family].sort(),
-      });
-      f.raw.chains.set('calyx-PREROUTING', [
-        ...(family === 4
+      out.filter.hooks.set('FORWARD', '-j calyx-FORWARD');
+      out.filter.hooks.set('INPUT', '-j calyx-INPUT');
+      out.raw.chains.set('calyx-PREROUTING', [
+        ...(f === 4
           ? [`-i ${prefix}+ -s 0.0.0.0/32 -p udp -m udp --sport 68 --dport 67 -j RETURN`]
           : [`-i ${prefix}+ -s fe80::/10 -j RETURN`, `-i ${prefix}+ -s ::/128 -j RETURN`]),
-        `-i ${prefix}+ -m set ! --match-set ${chainNames.sources(family)} src,src -m comment --comment "source not allowed for this interface" -j DROP`,
+        `-i ${prefix}+ -m set ! --match-set ${chainNames.sources(f)} src,src -m comment --comment "source not allowed for this interface" -j DROP`,
       ]);
-      f.raw.hooks.set('PREROUTING', '-j calyx-PREROUTING');
+      out.raw.hooks.set('PREROUTING', '-j calyx-PREROUTING');
+      out.nat.chains.set('calyx-POSTROUTING', []);
+      out.nat.hooks.set('POSTROUTING', '-j calyx-POSTROUTING');
+      return {
+        out,
+        from: new DispatchTree('calyx-from-wl', prefix, '-i', chainNames.endpointOut, leaf, chains),
+        to: new DispatchTree('calyx-to-wl', prefix, '-o', chainNames.endpointIn, leaf, chains),
+        groupUse: new Map(),
+        sources: new Map(),
+        sourcesDelta: new Map(),
+        sourcesDirty: true,
+      };
+    };
+    this.fam = { 4: family(4), 6: family(6) };
+    this.out = { v4: this.fam[4].out, v6: this.fam[6].out, ipsets: new Map() };
+    this.endpoints = new Map();
+    this.groups = new Map();
+    this.poolsSeen = new Map();
+    this.local = new Map();
+    this.remote = new Map();
+    this.dirtySets.clear();
+  }
 
+  compute(view: ResourceView, hostname: string): DesiredFilter {
+    if (this.host !== hostname) {
+      this.reset();
+      this.host = hostname;
+    }
+    // Groups first: endpoint chains refer to them, remote-group sets depend on their rules.
+    const changedGroups = new Set<string>();
+    for (const [prev, next] of diffByIdentity(this.groups, view.securityGroups))
+      changedGroups.add((prev ?? next)!.id);
+    // Endpoints by identity: a pass over the map, work only for what changed.
+    const changed = diffByIdentity(this.endpoints, view.endpoints);
+
+    for (const [prev, next] of changed) {
+      if (prev && prev.host === hostname) this.removeLocal(prev);
+      if (next && next.host === hostname) this.addLocal(next);
+    }
+    for (const g of changedGroups) this.refreshGroup(g);
+    this.refreshRemoteGroups(changed);
+    this.refreshPools(view);
+    for (const f of [4, 6] as const) {
+      const s = this.fam[f];
+      s.from.flush();
+      s.to.flush();
+      if (s.sourcesDirty) {
+        s.sourcesDirty = false;
+        const members: string[] = [];
+        for (const list of s.sources.values()) for (const m of list) members.push(m);
+        this.setIpset(
+          chainNames.sources(f),
+          { family: f, type: 'hash:net,iface', members },
+          s.sourcesDelta,
+        );
+        s.sourcesDelta = new Map();
+      }
+    }
+    for (const name of this.dirtySets) this.flushRemoteSet(name);
+    this.dirtySets.clear();
+    return this.out;
+  }
+
+  /** Sets an ipset unless its content is unchanged; `net` (+1/-1 per member) becomes its delta. */
+  private setIpset(name: string, next: DesiredIpset, net?: ReadonlyMap<string, number>): void {
+    const prev = this.out.ipsets.get(name);
+    if (prev && net && prev.type === next.type && prev.family === next.family) {
+      // The net changes say whether anything changed: no need to compare the lists.
+      const added: string[] = [];
+      const removed: string[] = [];
+      for (const [m, n] of net) {
+        if (n > 0) added.push(m);
+        else if (n < 0) removed.push(m);
+      }
+      if (added.length || removed.length)
+        this.out.ipsets.set(name, { ...next, delta: { base: prev.members, added, removed } });
+      return;
+    }
+    if (prev && prev.type === next.type && sameList(prev.members, next.members)) return;
+    this.out.ipsets.set(name, next);
+  }
+
+  private noteSource(f: 4 | 6, entries: readonly string[], delta: 1 | -1): void {
+    const net = this.fam[f].sourcesDelta;
+    for (const m of entries) net.set(m, (net.get(m) ?? 0) + delta);
+    this.fam[f].sourcesDirty = true;
+  }
+
+  private setChain(f: 4 | 6, name: string, rules: Rules): void {
+    const chains = this.fam[f].out.filter.chains;
+    const prev = chains.get(name);
+    if (!prev || !sameList(prev, rules)) chains.set(name, rules);
+  }
+
+  private stateOf(e: Endpoint): LocalState {
+    const sources: Record<4 | 6, string[]> = { 4: [], 6: [] };
+    const families = new Set<4 | 6>();
+    const tap = e.interfaceName;
+    if (e.adminStateUp) {
+      if (!e.portSecurityEnabled) {
+        // hash:net refuses /0: two halves cover everything.
+        sources[4].push(`0.0.0.0/1,${tap}`, `128.0.0.0/1,${tap}`);
+        sources[6].push(`::/1,${tap}`, `8000::/1,${tap}`);
+        families.add(4).add(6);
+      } else {
+        for (const a of addressesOf(e)) {
+          const f = familyOf(a);
+          sources[f].push(`${hostPrefix(a)},${tap}`);
+          families.add(f);
+        }
+      }
+    } else {
+      // Admin down: DROP chains in the families of its addresses, no sources.
+      for (const a of e.fixedIps) families.add(familyOf(a.ipAddress));
+    }
+    const pairMacs = e.allowedAddressPairs.map((p) => p.macAddress).filter((m): m is string => !!m);
+    return {
+      endpoint: e,
+      families: [...families],
+      groups: e.adminStateUp && e.portSecurityEnabled ? [...new Set(e.securityGroupIds)] : [],
+      sources,
+      chains: [endpointChain(e, 'ingress'), endpointChain(e, 'egress', pairMacs)],
+    };
+  }
+
+  private addLocal(e: Endpoint): void {
+    const tap = e.interfaceName;
+    const prev = this.local.get(tap);
+    // Two ports claiming one interface: the later one in id order wins, as before.
+    if (prev) {
+      if (prev.endpoint.id > e.id) return;
+      this.removeLocal(prev.endpoint);
+    }
+    const st = this.stateOf(e);
+    this.local.set(tap, st);
+    for (const f of st.families) {
+      const s = this.fam[f];
+      this.setChain(f, chainNames.endpointIn(tap), st.chains[0]);
+      this.setChain(f, chainNames.endpointOut(tap), st.chains[1]);
+      s.from.add(tap);
+      s.to.add(tap);
+      for (const g of st.groups) this.useGroup(f, g, +1);
+    }
+    for (const f of [4, 6] as const)
+      if (st.sources[f].length) {
+        this.fam[f].sources.set(tap, st.sources[f]);
+        this.noteSource(f, st.sources[f], 1);
+      }
+  }
+
+  private removeLocal(e: Endpoint): void {
+    const tap = e.interfaceName;
+    const st = this.local.get(tap);
+    if (!st || st.endpoint.id !== e.id) return;
+    this.local.delete(tap);
+    for (const f of st.families) {
+      const s = this.fam[f];
+      s.out.filter.chains.delete(chainNames.endpointIn(tap));
+      s.out.filter.chains.delete(chainNames.endpointOut(tap));
+      s.from.delete(tap);
+      s.to.delete(tap);
+      for (const g of st.groups) this.useGroup(f, g, -1);
+    }
+    for (const f of [4, 6] as const)
+      if (this.fam[f].sources.delete(tap)) this.noteSource(f, st.sources[f], -1);
+  }
+
+  /** Group chains exist in a family while an endpoint of that family uses the group. */
+  private useGroup(f: 4 | 6, g: string, delta: 1 | -1): void {
+    const use = this.fam[f].groupUse;
+    const n = (use.get(g) ?? 0) + delta;
+    if (n > 0) use.set(g, n);
+    else use.delete(g);
+    if (n === 1 && delta === 1) this.writeGroupChains(f, g);
+    if (n === 0) {
+      const chains = this.fam[f].out.filter.chains;
+      chains.delete(chainNames.groupIn(g));
+      chains.delete(chainNames.groupOut(g));
+    }
+  }
+
+  private writeGroupChains(f: 4 | 6, g: string): void {
+    const sg = this.groups.get(g);
+    // A group that does not exist (yet) allows nothing: its chains are empty.
+    this.setChain(f, chainNames.groupIn(g), sg ? groupChain(sg, 'ingress', f) : []);
+    this.setChain(f, chainNames.groupOut(g), sg ? groupChain(sg, 'egress', f) : []);
+  }
+
+  private refreshGroup(g: string): void {
+    for (const f of [4, 6] as const) if (this.fam[f].groupUse.has(g)) this.writeGroupChains(f, g);
+  }
+
+  /** The groups referenced as remote by a group some local endpoint uses. */
+  private wantedRemoteGroups(): Set<string> {
+    const wanted = new Set<string>();
+    const used = new Set([...this.fam[4].groupUse.keys(), ...this.fam[6].groupUse.keys()]);
+    for (const g of used)
+      for (const r of this.groups.get(g)?.rules ?? [])
+        if (r.remoteGroupId) wanted.add(r.remoteGroupId);
+    return wanted;
+  }
+
+  private refreshRemoteGroups(changed: readonly EndpointChange[]): void {
+    const wanted = this.wantedRemoteGroups();
+    for (const g of [...this.remote.keys()])
+      if (!wanted.has(g)) {
+        this.remote.delete(g);
+        for (const f of [4, 6] as const) this.out.ipsets.delete(chainNames.groupSet(f, g));
+      }
+    const added = [...wanted].filter((g) => !this.remote.has(g));
+    for (const g of added) this.remote.set(g, new RemoteGroup());
+    if (added.length) {
+      // A group newly referenced: its members gathered from every endpoint, once.
+      for (const e of this.endpoints.values())
+        for (const g of e.securityGroupIds) if (added.includes(g)) this.remote.get(g)!.add(e);
+      for (const g of added) this.dirtySets.add(g);
+    }
+    for (const [prev, next] of changed) {
+      for (const g of prev?.securityGroupIds ?? []) {
+        const r = this.remote.get(g);
+        if (r && !added.includes(g) && r.remove(prev!)) this.dirtySets.add(g);
+      }
+      for (const g of next?.securityGroupIds ?? []) {
+        const r = this.remote.get(g);
+        if (r && !added.includes(g) && r.add(next!)) this.dirtySets.add(g);
+      }
+    }
+  }
+
+  private flushRemoteSet(g: string): void {
+    const r = this.remote.get(g);
+    if (!r) return;
+    for (const f of [4, 6] as const)
+      this.setIpset(
+        chainNames.groupSet(f, g),
+        { family: f, type: 'hash:net', members: [...r.members[f].keys()] },
+        r.net[f],
+      );
+    r.net = { 4: new Map(), 6: new Map() };
+  }
+
+  private refreshPools(view: ResourceView): void {
+    let same = view.ipPools.size === this.poolsSeen.size;
+    if (same) for (const [k, p] of view.ipPools) if (this.poolsSeen.get(k) !== p) same = false;
+    if (same) return;
+    this.poolsSeen = new Map(view.ipPools);
+    for (const f of [4, 6] as const) {
       // NAT outgoing: from pools that ask for it to anywhere outside every pool.
       const pools = [...view.ipPools.values()].filter(
-        (p) => !p.disabled && parseCidr(p.cidr).family === family,
+        (p) => !p.disabled && parseCidr(p.cidr).family === f,
       );
       const masq = pools
         .filter((p) => p.natOutgoing)
         .map((p) => p.cidr)
         .sort();
-      const nat: string[] = [];
+      const masqSet = chainNames.masqPools(f);
+      const allSet = chainNames.allPools(f);
+      const nat = this.fam[f].out.nat.chains;
       if (masq.length) {
-        const masqSet = chainNames.masqPools(family);
-        const allSet = chainNames.allPools(family);
-        ipsets.set(masqSet, { family, type: 'hash:net', members: masq });
-        ipsets.set(allSet, { family, type: 'hash:net', members: pools.map((p) => p.cidr).sort() });
-        nat.push(
-          `-m set --match-set ${masqSet} src -m set ! --match-set ${allSet} dst -j MASQUERADE`,
-        );
-      }
-      f.nat.chains.set('calyx-POSTROUTING', nat);
-      f.nat.hooks.set('POSTROUTING', '-j calyx-POSTROUTING');
-    }
-
-    // Remote groups: their members' addresses, wherever the members live.
-    if (remoteGroups.size) {
-      const members = new Map<string, string[]>();
-      for (const g of remoteGroups)
-        for (const family of [4, 6] as const) members.set(chainNames.groupSet(family, g), []);
-      for (const e of view.endpoints.values()) {
-        for (const g of e.securityGroupIds) {
-          if (!remoteGroups.has(g)) continue;
-          for (const a of [
-            ...e.fixedIps.map((x) => x.ipAddress),
-            ...e.allowedAddressPairs.map((p) => p.ipAddress),
-          ])
-            members.get(chainNames.groupSet(familyOf(a), g))!.push(hostPrefix(a));
-        }
-      }
-      for (const [name, list] of members)
-        ipsets.set(name, {
-          family: name.startsWith('calyx-4-') ? 4 : 6,
+        this.setIpset(masqSet, { family: f, type: 'hash:net', members: masq });
+        this.setIpset(allSet, {
+          family: f,
           type: 'hash:net',
-          members: [...new Set(list)].sort(),
+          members: pools.map((p) => p.cidr).sort(),
         });
+        const rule = `-m set --match-set ${masqSet} src -m set ! --match-set ${allSet} dst -j MASQUERADE`;
+        if (nat.get('calyx-POSTROUTING')?.[0] !== rule) nat.set('calyx-POSTROUTING', [rule]);
+      } else {
+        this.out.ipsets.delete(masqSet);
+        this.out.ipsets.delete(allSet);
+        if (nat.get('calyx-POSTROUTING')?.length) nat.set('calyx-POSTROUTING', []);
+      }
     }
-    return this.reuse({ v4, v6, ipsets });
   }
 
   private toHostChain(family: 4 | 6): string[] {
@@ -475,34 +638,5 @@ export class PolicyCompiler {
     }
     rules.push('-m comment --comment "VM to host: not allowed" -j DROP');
     return rules;
-  }
-
-  /** Hands back last time's arrays where the content is the same, so identity means "unchanged". */
-  private reuse(out: DesiredFilter): DesiredFilter {
-    const chains = new Map<string, Rules>();
-    for (const [fam, f] of [
-      ['4', out.v4],
-      ['6', out.v6],
-    ] as const) {
-      for (const [tname, t] of Object.entries(f) as [string, DesiredTable][]) {
-        for (const [name, rules] of t.chains) {
-          const key = `${fam}/${tname}/${name}`;
-          const prev = this.previousChains.get(key);
-          const kept = prev && (prev === rules || sameList(prev, rules)) ? prev : rules;
-          t.chains.set(name, kept);
-          chains.set(key, kept);
-        }
-      }
-    }
-    this.previousChains = chains;
-    const sets = new Map<string, readonly string[]>();
-    for (const [name, s] of out.ipsets) {
-      const prev = this.previousSets.get(name);
-      const kept = prev && sameList(prev, s.members) ? prev : s.members;
-      out.ipsets.set(name, { ...s, members: kept });
-      sets.set(name, kept);
-    }
-    this.previousSets = sets;
-    return out;
   }
 }

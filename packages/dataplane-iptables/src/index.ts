@@ -7,8 +7,9 @@ export type {
   ChainRules,
   IpsetSpec,
   IpsetType,
+  ChangeTrackingChains,
 } from './types.js';
 export { assertChainName, assertIpsetName } from './names.js';
 export { ruleHashes, hookHash, withHash, hashOf } from './hash.js';
 export { parseIptablesSave, parseIpsetSave, type FamilyActual, type TableActual } from './save.js';
-export { planFamily, planIpsets } from './plan.js';
+export { planFamily, planIpsets, type Cursors, type Written } from './plan.js';

@@ -6,7 +6,16 @@ import {
   type Programmer,
   type ReconcileReport,
 } from '@calyx/dataplane';
-import { planFamily, planIpsets, type FamilyPlan, type Written } from './plan.js';
+import {
+  ChainText,
+  planFamily,
+  planIpsets,
+  validateTables,
+  type Cursors,
+  type FamilyPlan,
+  type Written,
+} from './plan.js';
+import { normalizeMember } from './save.js';
 import { parseIpsetSave, parseIptablesSave, type FamilyActual, type IpsetActual } from './save.js';
 import type { IptablesDesired } from './types.js';
 
@@ -26,6 +35,13 @@ export interface IptablesProgrammerOptions {
 interface FamilyState {
   actual: FamilyActual;
   written: Written;
+  cursors: Cursors;
+}
+
+interface KnownState {
+  v4: FamilyState;
+  v6: FamilyState;
+  ipsets: Map<string, IpsetActual>;
 }
 
 /**
@@ -44,7 +60,7 @@ export class IptablesProgrammer implements Programmer<IptablesDesired> {
   private readonly families: readonly (4 | 6)[];
   private readonly backend: 'default' | 'nft' | 'legacy';
   private readonly tmpSet: string;
-  private state: { v4: FamilyState; v6: FamilyState; ipsets: Map<string, IpsetActual> } | undefined;
+  private state: KnownState | undefined;
   private ipsetsWritten = new Map<string, readonly string[]>();
 
   constructor(opts: IptablesProgrammerOptions) {
@@ -76,20 +92,53 @@ export class IptablesProgrammer implements Programmer<IptablesDesired> {
     });
   }
 
-  /** Reads what we own: both families' tables and our ipsets, concurrently. */
-  private async read(): Promise<NonNullable<typeof this.state>> {
+  /**
+   * The first apply (and the one after `invalidate()`). Validates everything; then, at once:
+   * reads both families' tables, creates and fills the desired ipsets (`-exist`: idempotent,
+   * nothing removed — on a restarted agent it changes nothing), and computes every chain's
+   * text. The ipsets are read back only after the fill, alongside the restores that follow, to
+   * remove what is stale: no phase waits for a read it does not need.
+   */
+  private async readAndPrepare(
+    desired: IptablesDesired,
+    text: ChainText,
+  ): Promise<{ state: KnownState; readIpsets: () => Promise<Map<string, IpsetActual>> }> {
+    for (const f of this.families) validateTables(f === 4 ? desired.v4 : desired.v6, this.prefix);
+    // Validates the sets and gives the lines that create and fill them from nothing.
+    const fill = planIpsets(desired.ipsets, new Map(), new Map(), this.prefix, this.tmpSet);
     const save = async (family: 4 | 6): Promise<FamilyState> => {
-      if (!this.families.includes(family)) return { actual: new Map(), written: new Map() };
+      const fresh = { written: new Map(), cursors: new Map() };
+      if (!this.families.includes(family)) return { actual: new Map(), ...fresh };
       const r = await this.run([this.command(family, 'save')]);
-      return { actual: parseIptablesSave(r.stdout, this.prefix), written: new Map() };
+      return { actual: parseIptablesSave(r.stdout, this.prefix), ...fresh };
     };
-    const [v4, v6, sets] = await Promise.all([
-      save(4),
-      save(6),
-      this.run(['ipset', 'save']).then((r) => parseIpsetSave(r.stdout, this.prefix)),
-    ]);
+    // The fill first: the restores wait for it, and each process start costs the event loop.
+    const filling = this.ipsetRestore(fill.pre);
+    const tables = Promise.all([save(4), save(6)]);
+    // Synchronous work while the children run; failures surface once everything settled.
+    let prewarmError: unknown;
+    try {
+      for (const f of this.families) text.prewarm(f === 4 ? desired.v4 : desired.v6);
+    } catch (e) {
+      prewarmError = e;
+    }
+    const [t, fr] = await Promise.allSettled([tables, filling]);
+    if (prewarmError) throw prewarmError;
+    if (t.status === 'rejected') throw t.reason;
+    if (fr.status === 'rejected') throw fr.reason;
+    const [v4, v6] = t.value;
+    // Until the read-back, the sets are known to hold at least what was desired.
+    const ipsets = new Map<string, IpsetActual>();
+    for (const [name, d] of desired.ipsets)
+      ipsets.set(name, {
+        type: d.type,
+        family: d.family,
+        members: new Set(d.members.map(normalizeMember)),
+      });
     this.ipsetsWritten = new Map();
-    return { v4, v6, ipsets: sets };
+    const readIpsets = () =>
+      this.run(['ipset', 'save']).then((r) => parseIpsetSave(r.stdout, this.prefix));
+    return { state: { v4, v6, ipsets }, readIpsets };
   }
 
   private async ipsetRestore(lines: string[]): Promise<void> {
@@ -117,7 +166,21 @@ export class IptablesProgrammer implements Programmer<IptablesDesired> {
 
   async apply(desired: IptablesDesired): Promise<ReconcileReport> {
     const t0 = performance.now();
-    const state = (this.state ??= await this.read());
+    const text = new ChainText();
+    let readIpsets: (() => Promise<Map<string, IpsetActual>>) | undefined;
+    let ensured = 0;
+    if (!this.state) {
+      try {
+        const prepared = await this.readAndPrepare(desired, text);
+        this.state = prepared.state;
+        readIpsets = prepared.readIpsets;
+        ensured = desired.ipsets.size;
+      } catch (e) {
+        this.invalidate();
+        throw e;
+      }
+    }
+    const state = this.state!;
     // Everything is planned (and validated) before anything runs.
     const plans = this.families.map(
       (f) =>
@@ -128,10 +191,12 @@ export class IptablesProgrammer implements Programmer<IptablesDesired> {
             state[f === 4 ? 'v4' : 'v6'].actual,
             state[f === 4 ? 'v4' : 'v6'].written,
             this.prefix,
+            state[f === 4 ? 'v4' : 'v6'].cursors,
+            text,
           ),
         ] as const,
     );
-    const sets = planIpsets(
+    let sets = planIpsets(
       desired.ipsets,
       state.ipsets,
       this.ipsetsWritten,
@@ -141,12 +206,32 @@ export class IptablesProgrammer implements Programmer<IptablesDesired> {
     for (const c of sets.conflicts) this.logger.error({ ipset: c }, 'ipset conflict: left alone');
     try {
       const tables = () => Promise.all(plans.map(([f, p]) => this.restore(f, p)));
-      if (sets.preIsUpdateOnly) await Promise.all([this.ipsetRestore(sets.pre), tables()]);
+      let ipsetRead: Promise<Map<string, IpsetActual>> | undefined;
+      if (readIpsets) {
+        // First apply: the sets were filled; read them back while the restores run (their
+        // processes are started first, they are what the apply waits for).
+        const restoring = tables();
+        ipsetRead = readIpsets();
+        await Promise.all([restoring, ipsetRead]);
+      } else if (sets.preIsUpdateOnly) await Promise.all([this.ipsetRestore(sets.pre), tables()]);
       else {
         await this.ipsetRestore(sets.pre);
         await tables();
       }
       sets.commit();
+      if (ipsetRead) {
+        // The ipsets as they really are (read after the fill): remove what is stale.
+        const read = await ipsetRead;
+        sets = planIpsets(desired.ipsets, read, new Map(), this.prefix, this.tmpSet);
+        for (const c of sets.conflicts)
+          this.logger.error({ ipset: c }, 'ipset conflict: left alone');
+        await this.ipsetRestore(sets.pre);
+        sets.commit();
+        state.ipsets = read;
+        this.ipsetsWritten = new Map(
+          [...desired.ipsets].filter(([n]) => read.has(n)).map(([n, d]) => [n, d.members]),
+        );
+      }
       if (sets.post.length) {
         // A stale set still referenced by someone else's rule cannot be destroyed: say so, go on.
         const r = await this.run(
@@ -176,6 +261,8 @@ export class IptablesProgrammer implements Programmer<IptablesDesired> {
       ipsetMembersAdded: sets.membersAdded,
       ipsetMembersRemoved: sets.membersRemoved,
       ipsetsDestroyed: sets.destroyed,
+      // Created or filled where missing on the first apply (idempotent, not counted as changes).
+      ipsetsEnsured: ensured,
     };
     const changes =
       details.chainsWritten +

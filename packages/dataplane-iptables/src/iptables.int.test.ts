@@ -75,7 +75,7 @@ describeIntegration(
     it('programs chains, hooks first and ipsets, keeping rules that are not ours', async () => {
       await ipt(['-A', 'INPUT', '-p', 'udp', '--dport', '7', '-j', 'ACCEPT']);
       const report = await programmer().apply(desired());
-      expect(report.details).toMatchObject({ chainsWritten: 5, hooksFixed: 3, ipsetsCreated: 2 });
+      expect(report.details).toMatchObject({ chainsWritten: 5, hooksFixed: 3, ipsetsEnsured: 2 });
       const input = await rulesOf('INPUT');
       expect(input[0]).toMatch(/^-A INPUT -m comment --comment "cx:[0-9a-f]{16}" -j calyx-INPUT$/);
       expect(input[1]).toBe('-A INPUT -p udp -m udp --dport 7 -j ACCEPT');

@@ -19,7 +19,8 @@ export function assertIpsetName(name: string): string {
  * around a comment (iptables-restore's own quoting), which is all our rules use.
  */
 export function assertRule(chain: string, rule: string): string {
-  const unquoted = rule.replace(/--comment "[^"\n]*"/g, '');
+  const quoted = typeof rule === 'string' && rule.includes('"');
+  const unquoted = quoted ? rule.replace(/--comment "[^"\n]*"/g, '') : rule;
   if (typeof rule !== 'string' || /[\n\r\0]/.test(rule) || unquoted.includes('"'))
     throw new InvalidNameError(
       `rule in ${chain}`,

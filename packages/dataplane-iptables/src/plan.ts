@@ -2,10 +2,26 @@ import { InvalidNameError } from '@calyx/dataplane';
 import { hookHash, ruleHashes, withHash } from './hash.js';
 import { assertChainName, assertIpsetName, assertRule } from './names.js';
 import { emptyTable, normalizeMember, type FamilyActual, type IpsetActual } from './save.js';
-import type { ChainRules, FamilyTables, IpsetSpec, TableSpec } from './types.js';
+import type {
+  ChainRules,
+  ChangeTrackingChains,
+  FamilyTables,
+  IpsetSpec,
+  TableSpec,
+} from './types.js';
 
 /** Per table, per chain: the rules array last written, to skip an unchanged chain by identity. */
 export type Written = Map<string, Map<string, ChainRules>>;
+
+/** Per table: the change-tracking chains map last applied and its generation then. */
+export type Cursors = Map<string, { map: object; generation: number }>;
+
+function tracking(m: ReadonlyMap<string, ChainRules>): ChangeTrackingChains | undefined {
+  const t = m as Partial<ChangeTrackingChains>;
+  return typeof t.changedSince === 'function' && typeof t.generation === 'number'
+    ? (m as ChangeTrackingChains)
+    : undefined;
+}
 
 export interface FamilyPlan {
   /** iptables-restore --noflush input; '' when nothing is to change. */
@@ -41,11 +57,58 @@ function assertOurs(kind: string, name: string, prefix: string): void {
  * duplicated, altered or no longer first are deleted and inserted at position 1. Chains and
  * rules are validated here, before anything runs.
  */
+/**
+ * Each chain's rule hashes and its `-A` lines, computed once per rules array. The programmer
+ * fills it while its first read of the kernel is in flight, so the text of a cold start is
+ * ready when the read returns.
+ */
+export class ChainText {
+  private readonly cache = new WeakMap<
+    ChainRules,
+    Map<string, { hashes: string[]; lines: string[] }>
+  >();
+
+  of(name: string, rules: ChainRules): { hashes: string[]; lines: string[] } {
+    let byName = this.cache.get(rules);
+    if (!byName) this.cache.set(rules, (byName = new Map()));
+    let t = byName.get(name);
+    if (!t) {
+      const hashes = ruleHashes(name, rules);
+      const lines = new Array<string>(rules.length);
+      for (let i = 0; i < rules.length; i++)
+        lines[i] = `-A ${name} ${withHash(rules[i]!, hashes[i]!)}`;
+      byName.set(name, (t = { hashes, lines }));
+    }
+    return t;
+  }
+
+  prewarm(desired: FamilyTables): void {
+    for (const t of Object.values(desired) as (TableSpec | undefined)[])
+      for (const [name, rules] of t?.chains ?? []) this.of(name, rules);
+  }
+}
+
+/** Throws InvalidNameError for any bad chain name, hook or rule of a family's tables. */
+export function validateTables(desired: FamilyTables, prefix: string): void {
+  for (const t of Object.values(desired) as (TableSpec | undefined)[]) {
+    for (const [name, rules] of t?.chains ?? []) {
+      assertOurs('iptables chain', name, prefix);
+      for (const r of rules) assertRule(name, r);
+    }
+    for (const [builtin, rule] of t?.hooks ?? []) {
+      assertChainName(builtin);
+      assertRule(builtin, rule);
+    }
+  }
+}
+
 export function planFamily(
   desired: FamilyTables,
   actual: FamilyActual,
   written: Written,
   prefix: string,
+  cursors: Cursors = new Map(),
+  text: ChainText = new ChainText(),
 ): FamilyPlan {
   const blocks: { head: string[]; body: string[]; tail: string[]; table: string }[] = [];
   const commits: ((keptStale: boolean) => void)[] = [];
@@ -63,23 +126,34 @@ export function planFamily(
     const head: string[] = [];
     const body: string[] = [];
     const tail: string[] = [];
-    const writes: { name: string; rules: ChainRules; hashes: string[] }[] = [];
+    const writes: { name: string; rules: ChainRules; hashes: string[]; lines: string[] }[] = [];
     const seen: { name: string; rules: ChainRules }[] = [];
-    for (const [name, rules] of d.chains) {
+    // With a change-tracking map seen before, only the names it logged can differ.
+    const tracked = tracking(d.chains);
+    const cursor = cursors.get(table);
+    const logged =
+      tracked && cursor?.map === d.chains ? tracked.changedSince(cursor.generation) : undefined;
+    const candidates: Iterable<[string, ChainRules]> = logged
+      ? [...new Set(logged)].flatMap((n) => {
+          const rules = d.chains.get(n);
+          return rules ? [[n, rules] as [string, ChainRules]] : [];
+        })
+      : d.chains;
+    for (const [name, rules] of candidates) {
       if (w?.get(name) === rules && a.chains.has(name)) continue;
-      const hashes = ruleHashes(name, rules);
       const cur = a.chains.get(name);
-      if (cur && sameList(cur, hashes)) {
+      if (cur && cur.length === rules.length && sameList(cur, text.of(name, rules).hashes)) {
         seen.push({ name, rules });
         continue;
       }
       assertOurs('iptables chain', name, prefix);
       for (const r of rules) assertRule(name, r);
-      writes.push({ name, rules, hashes });
+      const { hashes, lines } = text.of(name, rules);
+      writes.push({ name, rules, hashes, lines });
     }
     const deletes: string[] = [];
-    for (const name of a.chains.keys())
-      if (!d.chains.has(name) && !a.lingering.has(name)) deletes.push(name);
+    for (const name of logged ? new Set(logged) : a.chains.keys())
+      if (!d.chains.has(name) && a.chains.has(name) && !a.lingering.has(name)) deletes.push(name);
     const hookFixes: { builtin: string; remove: string[]; insert: string; hash: string }[] = [];
     for (const [builtin, rule] of d.hooks) {
       const hash = hookHash(table, builtin, rule);
@@ -98,10 +172,9 @@ export function planFamily(
       if (!d.hooks.has(builtin) && cur.length)
         hookFixes.push({ builtin, remove: cur.map((h) => h.text), insert: '', hash: '' });
 
-    for (const { name, rules, hashes } of writes) {
+    for (const { name, rules, lines } of writes) {
       head.push(`:${name} - [0:0]`);
-      for (let i = 0; i < rules.length; i++)
-        body.push(`-A ${name} ${withHash(rules[i]!, hashes[i]!)}`);
+      for (const l of lines) body.push(l);
       rulesWritten += rules.length;
     }
     for (const f of hookFixes) {
@@ -116,6 +189,11 @@ export function planFamily(
     chainsDeleted += deletes.length;
     hooksFixed += hookFixes.length;
     if (head.length || body.length) blocks.push({ head, body, tail, table });
+    const nextCursor = tracked ? { map: d.chains, generation: tracked.generation } : undefined;
+    commits.push(() => {
+      if (nextCursor) cursors.set(table, nextCursor);
+      else cursors.delete(table);
+    });
     if (writes.length || deletes.length || hookFixes.length || seen.length) {
       commits.push((keptStale) => {
         if (!actual.has(table)) actual.set(table, a);
@@ -212,6 +290,31 @@ export function planIpsets(
   for (const [name, spec] of desired) {
     const a = actual.get(name);
     if (a && written.get(name) === spec.members) continue;
+    const delta = spec.delta;
+    if (
+      a &&
+      delta &&
+      written.get(name) === delta.base &&
+      a.type === spec.type &&
+      a.family === spec.family
+    ) {
+      // Only what changed since the list last applied: O(change), not O(members).
+      const adds = delta.added.map(normalizeMember).filter((m) => !a.members.has(m));
+      const dels = delta.removed.map(normalizeMember).filter((m) => a.members.has(m));
+      for (const m of [...adds, ...dels])
+        if (!MEMBER.test(m))
+          throw new InvalidNameError(`member of ipset ${name}`, m, 'prefix[,interface]');
+      for (const m of dels) pre.push(`del ${name} ${m}`);
+      for (const m of adds) pre.push(`add ${name} ${m}`);
+      membersAdded += adds.length;
+      membersRemoved += dels.length;
+      commits.push(() => {
+        for (const m of dels) a.members.delete(m);
+        for (const m of adds) a.members.add(m);
+        written.set(name, spec.members);
+      });
+      continue;
+    }
     if (!name.startsWith(prefix) || name === tmpName)
       throw new InvalidNameError(
         'ipset',

@@ -20,6 +20,20 @@ export interface IpsetSpec {
   type: IpsetType;
   /** Members as `ipset add` takes them; an unchanged list may keep its array identity. */
   members: readonly string[];
+  /**
+   * How `members` differs from an earlier list `base`. When `base` is what was last applied,
+   * only the delta is written and compared: O(change), not O(members).
+   */
+  delta?: { base: readonly string[]; added: readonly string[]; removed: readonly string[] };
+}
+
+/**
+ * A chains map that can tell which names were set or deleted since a generation (calc's
+ * `TrackedMap`): an apply then looks at those names only, not at every chain.
+ */
+export interface ChangeTrackingChains extends ReadonlyMap<string, ChainRules> {
+  readonly generation: number;
+  changedSince(generation: number): readonly string[] | undefined;
 }
 
 /** Everything the iptables programmer owns on a host: both families' tables and the ipsets. */

@@ -1,5 +1,6 @@
 import type { Logger } from '@calyx/core';
 import type { Datastore } from '@calyx/datastore';
+import type { SecurityGroupInput } from '@calyx/model';
 import { Cluster, type ClusterVm } from './cluster.js';
 
 export interface DemoOptions {
@@ -27,7 +28,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     'Calyx demo — pure L3 routing between VMs, routes carried by BGP (BIRD), all in network namespaces',
   );
   print(`datastore: ${opts.datastoreUrl}`);
-  const total = 7;
+  const total = 8;
   step(
     1,
     total,
@@ -153,7 +154,63 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const ms = await cluster.bed.waitForPing(b2.vm, a1.ipv4, 20_000).catch(() => undefined);
     check(ms !== undefined, `vm-b2 → vm-a1 (${a1.ipv4}) through the reflector`);
 
-    step(7, total, 'Deleting port vm-b1 through the driver');
+    step(
+      7,
+      total,
+      "Security groups: vm-a1 moves to group 'web' (HTTP and ping in, everything out); a blocked port is opened by adding a rule",
+    );
+    const web: SecurityGroupInput = {
+      id: 'sg-web',
+      name: 'web',
+      rules: [
+        { direction: 'ingress', protocol: 'tcp', portRangeMin: 80 },
+        { direction: 'ingress', protocol: 'icmp', icmpType: 8 },
+        { direction: 'egress', ethertype: 'IPv4' },
+        { direction: 'egress', ethertype: 'IPv6' },
+      ],
+    };
+    await cluster.driver.createSecurityGroup(web);
+    await cluster.driver.updatePort({ ...a1.port, securityGroupIds: ['sg-web'] });
+    const server = await cluster.bed.startTrafficProbe(a1.vm, { tcp: [80, 8080] });
+    const client = await cluster.bed.startTrafficProbe(b2.vm);
+    try {
+      const tcp = (port: number, timeoutMs = 1000) =>
+        client.connect('tcp', a1.ipv4, port, { timeoutMs });
+      let http = await tcp(80);
+      for (let i = 0; !http.ok && i < 50; i++) http = await tcp(80, 200);
+      check(http.ok, `vm-b2 → vm-a1 tcp/80: connected (allowed by 'web')`);
+      const blocked = await tcp(8080);
+      check(
+        !blocked.ok && blocked.error === 'timeout',
+        `vm-b2 → vm-a1 tcp/8080: ${blocked.ok ? 'connected' : `dropped (${blocked.error ?? '?'})`}`,
+      );
+      const c1 = cluster.hosts.get('compute-1')!;
+      const chain = `calyx-tw-${a1.port.interfaceName}`;
+      const rules = await cluster.bed.exec(c1.netns, ['iptables', '-S', chain]);
+      print(`  compute-1 ${chain}:`);
+      for (const l of rules.stdout.trim().split('\n')) print(`    ${l}`);
+      t = performance.now();
+      await cluster.driver.updateSecurityGroup({
+        ...web,
+        rules: [
+          ...(web.rules ?? []),
+          { direction: 'ingress', protocol: 'tcp', portRangeMin: 8080 },
+        ],
+      });
+      // A SYN dropped before the rule existed is retried only after 1 s: probe with fresh
+      // short connects instead.
+      let opened = await tcp(8080, 20);
+      for (let i = 0; !opened.ok && i < 500; i++) opened = await tcp(8080, 20);
+      check(
+        opened.ok,
+        `rule 'tcp/8080 in' added: vm-b2 → vm-a1 tcp/8080 connected ${(performance.now() - t).toFixed(0)} ms after the driver call`,
+      );
+    } finally {
+      await server.stop();
+      await client.stop();
+    }
+
+    step(8, total, 'Deleting port vm-b1 through the driver');
     t = performance.now();
     await cluster.driver.deletePort(b1.port.id);
     await waitFor(
