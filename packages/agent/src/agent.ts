@@ -58,6 +58,8 @@ export class Agent {
   private readonly logger: Logger;
   private bgpDirty = true;
   private policyDirty = true;
+  /** The hooks and dispatch chains have been written once. */
+  private policyInPlace = false;
   private readonly policy: PolicyCompiler;
   private linkWatch: Promise<void> | undefined;
 
@@ -133,17 +135,26 @@ export class Agent {
     if (what.full || [...what.changed].some((k) => BGP_KINDS.has(k))) this.bgpDirty = true;
     if (what.full || [...what.changed].some((k) => POLICY_KINDS.has(k))) this.policyDirty = true;
     const view = viewOf(cache);
-    // Policy before routes: an endpoint is reachable only once its rules are in place.
-    if (this.policyDirty && this.config.securityGroups) {
+    const policy = async (): Promise<void> => {
+      if (!this.policyDirty || !this.config.securityGroups) return;
       this.policyDirty = false;
       try {
         await this.iptables.apply(this.policy.compute(view, this.config.hostname));
+        this.policyInPlace = true;
       } catch (e) {
         this.policyDirty = true;
         throw e;
       }
+    };
+    const routes = () => this.routes.apply(computeRoutes(view, this.config.hostname));
+    // Until the hooks and dispatch chains exist, policy goes first: nothing is routed
+    // unfiltered. After that an endpoint without its chains is dropped by the dispatch
+    // chains anyway (fail closed), so rules and routes are written at the same time.
+    if (this.policyInPlace || !this.config.securityGroups) await Promise.all([policy(), routes()]);
+    else {
+      await policy();
+      await routes();
     }
-    await this.routes.apply(computeRoutes(view, this.config.hostname));
     if (!this.bgpDirty) return;
     this.bgpDirty = false;
     const bgp = computeBgp(view, this.config.hostname, {

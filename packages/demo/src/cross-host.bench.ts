@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { percentile, result, type BenchmarkResult, type BenchmarkSuite } from '@calyx/bench';
-import { Cluster, NETWORK_ID, PRIVATE_SUBNET } from './cluster.js';
+import { Cluster, NETWORK_ID, OPEN_GROUP, PRIVATE_SUBNET } from './cluster.js';
 
 const mac = (n: number) =>
   `fa:16:3e:42:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
@@ -54,6 +54,7 @@ export const suite: BenchmarkSuite = {
           networkId: NETWORK_ID,
           mac: mac(i),
           fixedIps: [{ subnetId: PRIVATE_SUBNET.id, ipAddress: ip }],
+          securityGroupIds: [OPEN_GROUP],
         });
         calyx.push((await reply) - t0);
 
@@ -101,7 +102,7 @@ export const suite: BenchmarkSuite = {
         result({
           ...common,
           id: 'cross-host.p50',
-          description: `Median time from the driver call creating and binding a port on compute-2 to the first ping reply from a VM on compute-1 (in another subnet), over ${n} ports: datastore → agent → routes → BIRD → BGP → peer kernel. Baseline: the same host state written on compute-2 with sysctl + ip -batch directly. Probes: back-to-back one-shot pings of 5 ms.`,
+          description: `Median time from the driver call creating and binding a port on compute-2 to the first ping reply from a VM on compute-1 (in another subnet), over ${n} ports: datastore → agent → security-group rules (iptables, ipsets) → routes → BIRD → BGP → peer kernel. Baseline: the same routing state written on compute-2 with sysctl + ip -batch directly (no filter rules: the raw VM's interface is not a tap). Probes: back-to-back one-shot pings of 5 ms.`,
           value: percentile(calyx, 50),
           baseline: { name: 'raw sysctl + ip -batch', value: percentile(raw, 50) },
         }),

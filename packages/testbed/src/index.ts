@@ -22,3 +22,4 @@ export {
 export { DhcpClients, KeptLease, parseLeaseLine, type DhcpLease } from './dhcp-client.js';
 export { DnsProbe } from './dns-probe.js';
 export { TrafficProbe, type ConnectResult } from './traffic-probe.js';
+export { TcpProxy } from './tcp-proxy.js';

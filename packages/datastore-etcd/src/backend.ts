@@ -1,0 +1,23 @@
+import { originalUrl, type DatastoreBackend, type OpenOptions } from '@calyx/datastore';
+import { EtcdDatastore } from './etcd-datastore.js';
+import { parseEtcdUrl } from './url.js';
+
+/** `etcd://` and `etcds://` for `createDatastore`. */
+export class EtcdBackend implements DatastoreBackend {
+  readonly schemes = ['etcd', 'etcds'] as const;
+
+  async open(url: URL, opts: OpenOptions): Promise<EtcdDatastore> {
+    const store = new EtcdDatastore({
+      ...parseEtcdUrl(originalUrl(url)),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+    // Fail now, with a clear error, when etcd cannot be reached.
+    try {
+      await store.revision();
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    return store;
+  }
+}
