@@ -316,40 +316,47 @@ export class EtcdDatastore implements Datastore {
     };
   }
 
-  async update(key: string, value: string, opts: UpdateOptions = {}): Promise<KeyValue> {
-    this.check();
-    validateKey(key);
-    validateValue(key, value);
-    validateRevision('expectedModRevision', opts.expectedModRevision);
+  /**
+   * A write that needs the key to exist (and, with `expected`, to be at that mod revision):
+   * one transaction whose failure branch reads the key to tell NotFound from Conflict.
+   */
+  private async guarded(
+    key: string,
+    expected: Revision | undefined,
+    write: Record<string, unknown>,
+    lease?: LeaseId,
+  ) {
     const k = this.ks.encode(key);
-    const expected = opts.expectedModRevision;
+    const compare: Record<string, unknown>[] = [
+      // A missing key has mod revision 0: existence is always checked too.
+      { key: k, target: 'Create', result: 'Greater', create_revision: '0' },
+    ];
+    if (expected !== undefined)
+      compare.push({ key: k, target: 'Mod', result: 'Equal', mod_revision: expected.toString() });
     const r = await this.call(
       () =>
         this.client.kv.txn({
-          compare: [
-            // A missing key has mod revision 0: existence is always checked too.
-            { key: k, target: 'Create', result: 'Greater', create_revision: '0' },
-            ...(expected !== undefined
-              ? [
-                  {
-                    key: k,
-                    target: 'Mod' as const,
-                    result: 'Equal' as const,
-                    mod_revision: expected.toString(),
-                  },
-                ]
-              : []),
-          ],
-          success: [{ request_put: this.putRequest(k, value, opts.lease) }],
+          compare,
+          success: [write],
           failure: [{ request_range: { key: k } }],
-        }),
-      { ...(opts.lease !== undefined ? { lease: opts.lease } : {}) },
+        } as never),
+      { ...(lease !== undefined ? { lease } : {}) },
     );
     if (!r.succeeded) {
       const current = r.responses[0]?.response_range?.kvs[0] as RawKeyValue | undefined;
       if (!current) throw new NotFoundError(key);
       throw new ConflictError(key, expected, BigInt(current.mod_revision));
     }
+    return r;
+  }
+
+  async update(key: string, value: string, opts: UpdateOptions = {}): Promise<KeyValue> {
+    this.check();
+    validateKey(key);
+    validateValue(key, value);
+    validateRevision('expectedModRevision', opts.expectedModRevision);
+    const put = { request_put: this.putRequest(this.ks.encode(key), value, opts.lease) };
+    const r = await this.guarded(key, opts.expectedModRevision, put, opts.lease);
     const prev = r.responses[0]?.response_put?.prev_kv as RawKeyValue | undefined;
     return this.written(key, value, BigInt(r.header.revision), prev, opts.lease);
   }
@@ -375,32 +382,8 @@ export class EtcdDatastore implements Datastore {
     this.check();
     validateKey(key);
     validateRevision('expectedModRevision', opts.expectedModRevision);
-    const k = this.ks.encode(key);
-    const expected = opts.expectedModRevision;
-    const r = await this.call(() =>
-      this.client.kv.txn({
-        compare: [
-          { key: k, target: 'Create', result: 'Greater', create_revision: '0' },
-          ...(expected !== undefined
-            ? [
-                {
-                  key: k,
-                  target: 'Mod' as const,
-                  result: 'Equal' as const,
-                  mod_revision: expected.toString(),
-                },
-              ]
-            : []),
-        ],
-        success: [{ request_delete_range: { key: k, prev_kv: true } }],
-        failure: [{ request_range: { key: k } }],
-      }),
-    );
-    if (!r.succeeded) {
-      const current = r.responses[0]?.response_range?.kvs[0] as RawKeyValue | undefined;
-      if (!current) throw new NotFoundError(key);
-      throw new ConflictError(key, expected, BigInt(current.mod_revision));
-    }
+    const del = { request_delete_range: { key: this.ks.encode(key), prev_kv: true } };
+    const r = await this.guarded(key, opts.expectedModRevision, del);
     const prev = r.responses[0]?.response_delete_range?.prev_kvs[0] as RawKeyValue | undefined;
     if (!prev) throw new NotFoundError(key);
     return this.kv(prev);

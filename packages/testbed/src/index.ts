@@ -13,6 +13,7 @@ export { freePort } from './ports.js';
 export { newRunId, creatorPid } from './names.js';
 export {
   startEtcd,
+  EtcdCluster,
   startRedis,
   type StartedService,
   type StartedEtcd,

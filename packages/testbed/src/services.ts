@@ -11,7 +11,10 @@ import { stopPids } from './testbed.js';
 export interface StartedService extends AsyncDisposable {
   readonly pid: number;
   readonly dataDir: string;
+  /** Stops it (SIGTERM, then SIGKILL) and removes its data. */
   stop(): Promise<void>;
+  /** Kills it at once (SIGKILL) and keeps its data: a crash, for restart tests. */
+  kill(): Promise<void>;
 }
 
 async function waitFor(
@@ -48,13 +51,21 @@ function service(
   extra: Record<string, unknown>,
 ): StartedService & Record<string, unknown> {
   let stopped = false;
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     if (child.pid) await stopPids([child.pid]);
     await rm(dataDir, { recursive: true, force: true });
   };
-  return { pid: child.pid ?? -1, dataDir, stop, [Symbol.asyncDispose]: stop, ...extra };
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return { pid: child.pid ?? -1, dataDir, stop, kill, [Symbol.asyncDispose]: stop, ...extra };
 }
 
 function capture(child: ChildProcess): () => string {
@@ -85,6 +96,99 @@ export interface EtcdOptions {
   clusterState?: 'new' | 'existing';
   dataDir?: string;
   extraArgs?: string[];
+}
+
+/**
+ * A 3-member (or n-member) etcd cluster on loopback, for fault tests: members can be killed
+ * (data kept) and restarted, and the current leader found.
+ */
+export class EtcdCluster implements AsyncDisposable {
+  private constructor(
+    readonly members: (StartedEtcd | undefined)[],
+    private readonly specs: {
+      name: string;
+      clientPort: number;
+      peerPort: number;
+      dataDir: string;
+    }[],
+    private readonly initialCluster: string,
+  ) {}
+
+  static async start(size = 3): Promise<EtcdCluster> {
+    const specs = [];
+    for (let i = 0; i < size; i++)
+      specs.push({
+        name: `m${i}`,
+        clientPort: await freePort(),
+        peerPort: await freePort(),
+        dataDir: await mkdtemp(join(tmpdir(), `calyx-etcd-m${i}-`)),
+      });
+    const initialCluster = specs.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
+    const cluster = new EtcdCluster([], specs, initialCluster);
+    try {
+      const started = await Promise.all(specs.map((_, i) => cluster.startMember(i, 'new')));
+      started.forEach((m, i) => (cluster.members[i] = m));
+      await cluster.leader(20_000);
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+    return cluster;
+  }
+
+  private startMember(i: number, state: 'new' | 'existing'): Promise<StartedEtcd> {
+    const m = this.specs[i]!;
+    return startEtcd({ ...m, initialCluster: this.initialCluster, clusterState: state });
+  }
+
+  /** Client URLs of every member. */
+  get endpoints(): string[] {
+    return this.specs.map((m) => `http://127.0.0.1:${m.clientPort}`);
+  }
+
+  /** The index of the current leader, as the members see it. */
+  async leader(timeoutMs = 10_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const [i, url] of this.endpoints.entries()) {
+        if (!this.members[i]) continue;
+        try {
+          const r = await fetch(`${url}/v3/maintenance/status`, {
+            method: 'POST',
+            body: '{}',
+            signal: AbortSignal.timeout(500),
+          });
+          const s = (await r.json()) as { leader?: string; header?: { member_id?: string } };
+          if (s.leader && s.leader === s.header?.member_id) return i;
+        } catch {
+          // not answering (yet)
+        }
+      }
+      if (Date.now() > deadline) throw new Error('no etcd leader');
+      await sleep(50);
+    }
+  }
+
+  /** SIGKILL, data kept. */
+  async kill(i: number): Promise<void> {
+    const m = this.members[i];
+    this.members[i] = undefined;
+    await m?.kill();
+  }
+
+  /** Starts a killed member again on its data. */
+  async restart(i: number): Promise<void> {
+    this.members[i] = await this.startMember(i, 'existing');
+  }
+
+  async stop(): Promise<void> {
+    for (const m of this.members) await m?.kill();
+    for (const m of this.specs) await rm(m.dataDir, { recursive: true, force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
 }
 
 /** Debian's etcd on free loopback ports with a temporary data dir. */

@@ -14,6 +14,7 @@ export class TcpProxy {
   /** Connections accepted since start. */
   connections = 0;
   private readonly listeners: ((bytes: number) => void)[] = [];
+  private cutAt: number | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -66,6 +67,14 @@ export class TcpProxy {
     upstream.on('close', close);
     client.on('data', (d) => upstream.write(d));
     upstream.on('data', (d) => {
+      if (this.cutAt !== undefined && this.bytesToClient + d.length >= this.cutAt) {
+        // Exactly this many bytes reach the client, then every connection drops.
+        const keep = Math.max(0, this.cutAt - this.bytesToClient);
+        this.cutAt = undefined;
+        this.bytesToClient += keep;
+        client.write(d.subarray(0, keep), () => this.cut());
+        return;
+      }
       this.bytesToClient += d.length;
       client.write(d);
       for (const l of this.listeners) l(this.bytesToClient);
@@ -82,6 +91,22 @@ export class TcpProxy {
         resolve();
       };
       this.listeners.push(l);
+    });
+  }
+
+  /**
+   * Cuts every connection the moment `bytes` more have gone to clients: the client holds a
+   * truncated stream, whatever it buffers. Resolves when the cut has happened.
+   */
+  cutAfterBytesToClient(bytes: number): Promise<void> {
+    this.cutAt = this.bytesToClient + bytes;
+    return this.waitForCut();
+  }
+
+  private waitForCut(): Promise<void> {
+    return new Promise((resolve) => {
+      const poll = () => (this.cutAt === undefined ? resolve() : setTimeout(poll, 5));
+      poll();
     });
   }
 
