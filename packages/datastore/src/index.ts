@@ -64,6 +64,14 @@ export {
 } from './synced-reconciler.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
 export {
+  LeaderElection,
+  FencedDatastore,
+  NotLeaderError,
+  type Fence,
+  type Leadership,
+  type LeaderElectionOptions,
+} from './election.js';
+export {
   createDatastore,
   originalUrl,
   type DatastoreBackend,

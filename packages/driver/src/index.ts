@@ -9,3 +9,4 @@ export {
   TooManyConflictsError,
 } from './errors.js';
 export { DRIVER, driverModule } from './di.js';
+export { HaDriver, type HaDriverOptions } from './ha.js';
