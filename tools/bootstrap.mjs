@@ -41,7 +41,7 @@ const DATAPLANE = [
   'ping',
 ];
 const NEEDS = {
-  demo: [...DATAPLANE, 'dhclient'],
+  demo: [...DATAPLANE, 'dhclient', 'etcd'],
   test: [...DATAPLANE, 'dhclient', 'etcd', 'etcdctl', 'redis-server', 'redis-cli'],
   bench: [...DATAPLANE, 'etcd', 'redis-server', 'redis-cli', 'python3-neutron'],
 };

@@ -1,175 +1,200 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIntegration, eventually } from '@calyx/core/testing';
 import { birdProtocolNameOf } from '@calyx/dataplane-bird';
+import type { Datastore } from '@calyx/datastore';
+import { EtcdDatastore } from '@calyx/datastore-etcd';
+import { startEtcd, type StartedEtcd } from '@calyx/testbed';
 import { Cluster, type ClusterVm } from './index.js';
 
-const prereqs = { root: true, commands: ['ip', 'bird', 'birdc', 'ping', 'sysctl', 'grep'] };
+const commands = ['ip', 'bird', 'birdc', 'ping', 'sysctl', 'grep'];
 
-describeIntegration('routed L3 across hosts (real kernel, BIRD, traffic)', prereqs, () => {
-  let cluster: Cluster;
-  let a1: ClusterVm;
-  let a2: ClusterVm;
-  let b1: ClusterVm;
-  let pub: ClusterVm;
+// The same end-to-end suite over the embedded store and over a real etcd (each agent, DHCP
+// agent and the driver with its own client).
+for (const backend of ['memory', 'etcd'] as const)
+  describeIntegration(
+    `routed L3 across hosts over ${backend} (real kernel, BIRD, traffic)`,
+    { root: true, commands: backend === 'etcd' ? [...commands, 'etcd'] : commands },
+    () => {
+      let cluster: Cluster;
+      let etcd: StartedEtcd | undefined;
+      let a1: ClusterVm;
+      let a2: ClusterVm;
+      let b1: ClusterVm;
+      let pub: ClusterVm;
 
-  beforeAll(async () => {
-    cluster = await Cluster.create({ mesh: true, resyncIntervalMs: 1000 });
-    a1 = await cluster.addVm('compute-1', { name: 'vm-a1', ipv6: true });
-    a2 = await cluster.addVm('compute-1', { name: 'vm-a2' });
-    b1 = await cluster.addVm('compute-2', { name: 'vm-b1', ipv6: true });
-    pub = await cluster.addVm('compute-2', { name: 'vm-pub', subnet: 'public' });
-  }, 120_000);
-  afterAll(async () => {
-    await cluster?.close();
-  });
+      beforeAll(async () => {
+        let openStore: (() => Promise<Datastore>) | undefined;
+        if (backend === 'etcd') {
+          const started = (etcd = await startEtcd());
+          openStore = async () =>
+            new EtcdDatastore({ endpoints: [started.endpoint], namespace: '/e2e' });
+        }
+        cluster = await Cluster.create({
+          mesh: true,
+          resyncIntervalMs: 1000,
+          ...(openStore ? { openStore } : {}),
+        });
+        a1 = await cluster.addVm('compute-1', { name: 'vm-a1', ipv6: true });
+        a2 = await cluster.addVm('compute-1', { name: 'vm-a2' });
+        b1 = await cluster.addVm('compute-2', { name: 'vm-b1', ipv6: true });
+        pub = await cluster.addVm('compute-2', { name: 'vm-pub', subnet: 'public' });
+      }, 120_000);
+      afterAll(async () => {
+        await cluster?.close();
+        await etcd?.stop();
+      });
 
-  const c1 = () => cluster.hosts.get('compute-1')!;
-  const c2 = () => cluster.hosts.get('compute-2')!;
+      const c1 = () => cluster.hosts.get('compute-1')!;
+      const c2 = () => cluster.hosts.get('compute-2')!;
 
-  it('lets a VM on one host ping a VM on another over full-mesh iBGP, IPv4 and IPv6', async () => {
-    await cluster.bed.waitForPing(a1.vm, b1.ipv4);
-    await cluster.bed.waitForPing(a1.vm, b1.ipv6!);
-    await cluster.bed.waitForPing(b1.vm, a2.ipv4);
-    expect(await cluster.bed.ping(a1.vm, a2.ipv4)).toBe(true);
-    const learned = await cluster.bgpRoutes(c1().netns);
-    expect(learned).toEqual(expect.arrayContaining([b1.ipv4, pub.ipv4]));
-    const bird1 = cluster.agents.get('compute-1')!.bird;
-    const sessions = (await bird1.protocols()).filter((p) => p.proto === 'BGP');
-    expect(
-      sessions.find((p) => p.name === birdProtocolNameOf({ name: 'node-compute-2', family: 4 }))
-        ?.established,
-    ).toBe(true);
-  });
+      it('lets a VM on one host ping a VM on another over full-mesh iBGP, IPv4 and IPv6', async () => {
+        await cluster.bed.waitForPing(a1.vm, b1.ipv4);
+        await cluster.bed.waitForPing(a1.vm, b1.ipv6!);
+        await cluster.bed.waitForPing(b1.vm, a2.ipv4);
+        expect(await cluster.bed.ping(a1.vm, a2.ipv4)).toBe(true);
+        const learned = await cluster.bgpRoutes(c1().netns);
+        expect(learned).toEqual(expect.arrayContaining([b1.ipv4, pub.ipv4]));
+        const bird1 = cluster.agents.get('compute-1')!.bird;
+        const sessions = (await bird1.protocols()).filter((p) => p.proto === 'BGP');
+        expect(
+          sessions.find((p) => p.name === birdProtocolNameOf({ name: 'node-compute-2', family: 4 }))
+            ?.established,
+        ).toBe(true);
+      });
 
-  it('gives VMs their addresses by DHCP (udhcpc and dhclient) and they reach VMs on other hosts', async () => {
-    expect(a1.lease).toMatchObject({
-      ip: a1.ipv4,
-      prefixLength: 24,
-      router: '10.65.0.1',
-      mtu: 1500,
-    });
-    const viaDhclient = await cluster.addVm('compute-2', {
-      name: 'vm-dhclient',
-      client: 'dhclient',
-    });
-    expect(viaDhclient.lease).toMatchObject({
-      ip: viaDhclient.ipv4,
-      prefixLength: 24,
-      router: '10.65.0.1',
-      mtu: 1500,
-      domain: 'calyxlocal',
-    });
-    await cluster.bed.waitForPing(viaDhclient.vm, a1.ipv4);
-    await cluster.bed.waitForPing(a1.vm, viaDhclient.ipv4);
-  });
+      it('gives VMs their addresses by DHCP (udhcpc and dhclient) and they reach VMs on other hosts', async () => {
+        expect(a1.lease).toMatchObject({
+          ip: a1.ipv4,
+          prefixLength: 24,
+          router: '10.65.0.1',
+          mtu: 1500,
+        });
+        const viaDhclient = await cluster.addVm('compute-2', {
+          name: 'vm-dhclient',
+          client: 'dhclient',
+        });
+        expect(viaDhclient.lease).toMatchObject({
+          ip: viaDhclient.ipv4,
+          prefixLength: 24,
+          router: '10.65.0.1',
+          mtu: 1500,
+          domain: 'calyxlocal',
+        });
+        await cluster.bed.waitForPing(viaDhclient.vm, a1.ipv4);
+        await cluster.bed.waitForPing(a1.vm, viaDhclient.ipv4);
+      });
 
-  it('tells the edge router the public pool routes and never the private ones', async () => {
-    const edge = cluster.edge!.host;
-    await eventually(async () => (await cluster.bgpRoutes(edge.netns)).includes(pub.ipv4), {
-      what: 'edge learning the public VM route',
-    });
-    const routes = await cluster.bgpRoutes(edge.netns);
-    expect(routes.filter((r) => r.startsWith('10.65.'))).toEqual([]);
-    expect(routes.filter((r) => r === '0.0.0.0/0' || r === 'default')).toEqual([]);
-    expect(await cluster.bed.ping(edge, pub.ipv4)).toBe(true);
-  });
+      it('tells the edge router the public pool routes and never the private ones', async () => {
+        const edge = cluster.edge!.host;
+        await eventually(async () => (await cluster.bgpRoutes(edge.netns)).includes(pub.ipv4), {
+          what: 'edge learning the public VM route',
+        });
+        const routes = await cluster.bgpRoutes(edge.netns);
+        expect(routes.filter((r) => r.startsWith('10.65.'))).toEqual([]);
+        expect(routes.filter((r) => r === '0.0.0.0/0' || r === 'default')).toEqual([]);
+        expect(await cluster.bed.ping(edge, pub.ipv4)).toBe(true);
+      });
 
-  it('removes a deleted port’s route on its host and on the others within 2 s', async () => {
-    const gone = await cluster.addVm('compute-2', { name: 'vm-gone' });
-    await eventually(async () => (await cluster.bgpRoutes(c1().netns)).includes(gone.ipv4), {
-      what: 'compute-1 learning the new VM',
-    });
-    const t0 = performance.now();
-    await cluster.driver.deletePort(gone.port.id);
-    const ownHost = eventually(
-      async () => !(await cluster.bed.routes(c2().netns)).some((r) => r.dst === gone.ipv4),
-      { timeoutMs: 5000, intervalMs: 10 },
-    ).then(() => performance.now() - t0);
-    const otherHost = eventually(
-      async () => !(await cluster.bgpRoutes(c1().netns)).includes(gone.ipv4),
-      { timeoutMs: 5000, intervalMs: 10 },
-    ).then(() => performance.now() - t0);
-    const [own, other] = await Promise.all([ownHost, otherHost]);
-    console.log(
-      `route withdrawal after port delete: own host ${own.toFixed(0)} ms, other host ${other.toFixed(0)} ms`,
-    );
-    expect(own).toBeLessThanOrEqual(2000);
-    expect(other).toBeLessThanOrEqual(2000);
-    expect(await cluster.bed.ping(a1.vm, gone.ipv4, 0.3)).toBe(false);
-  });
+      it('removes a deleted port’s route on its host and on the others within 2 s', async () => {
+        const gone = await cluster.addVm('compute-2', { name: 'vm-gone' });
+        await eventually(async () => (await cluster.bgpRoutes(c1().netns)).includes(gone.ipv4), {
+          what: 'compute-1 learning the new VM',
+        });
+        const t0 = performance.now();
+        await cluster.driver.deletePort(gone.port.id);
+        const ownHost = eventually(
+          async () => !(await cluster.bed.routes(c2().netns)).some((r) => r.dst === gone.ipv4),
+          { timeoutMs: 5000, intervalMs: 10 },
+        ).then(() => performance.now() - t0);
+        const otherHost = eventually(
+          async () => !(await cluster.bgpRoutes(c1().netns)).includes(gone.ipv4),
+          { timeoutMs: 5000, intervalMs: 10 },
+        ).then(() => performance.now() - t0);
+        const [own, other] = await Promise.all([ownHost, otherHost]);
+        console.log(
+          `route withdrawal after port delete: own host ${own.toFixed(0)} ms, other host ${other.toFixed(0)} ms`,
+        );
+        expect(own).toBeLessThanOrEqual(2000);
+        expect(other).toBeLessThanOrEqual(2000);
+        expect(await cluster.bed.ping(a1.vm, gone.ipv4, 0.3)).toBe(false);
+      });
 
-  it('loses no packet while an agent restarts', async () => {
-    const pinger = cluster.bed.startPinger(a1.vm, b1.ipv4, 10);
-    await pinger.waitForReplies(20);
-    const bird = cluster.agents.get('compute-1')!.bird;
-    const pid = await bird.pid();
-    await cluster.stopAgent('compute-1');
-    await pinger.waitForReplies(40);
-    const restarted = await cluster.startAgent('compute-1');
-    await restarted.idle();
-    await pinger.waitForReplies(80);
-    const stats = await pinger.stop();
-    expect(await restarted.bird.pid()).toBe(pid);
-    expect(stats.received).toBeGreaterThanOrEqual(80);
-    expect(stats.lost).toEqual([]);
-  });
+      it('loses no packet while an agent restarts', async () => {
+        const pinger = cluster.bed.startPinger(a1.vm, b1.ipv4, 10);
+        await pinger.waitForReplies(20);
+        const bird = cluster.agents.get('compute-1')!.bird;
+        const pid = await bird.pid();
+        await cluster.stopAgent('compute-1');
+        await pinger.waitForReplies(40);
+        const restarted = await cluster.startAgent('compute-1');
+        await restarted.idle();
+        await pinger.waitForReplies(80);
+        const stats = await pinger.stop();
+        expect(await restarted.bird.pid()).toBe(pid);
+        expect(stats.received).toBeGreaterThanOrEqual(80);
+        expect(stats.lost).toEqual([]);
+      });
 
-  it('repairs a route deleted by hand on the next periodic resync', async () => {
-    await cluster.bed.exec(c1().netns, ['ip', 'route', 'del', `${a2.ipv4}/32`]);
-    expect(await cluster.bed.ping(a1.vm, a2.ipv4, 0.3)).toBe(false);
-    await eventually(
-      async () =>
-        (await cluster.bed.routes(c1().netns)).some(
-          (r) => r.dst === a2.ipv4 && r.protocol === '80',
-        ),
-      { what: 'the route coming back' },
-    );
-    expect(await cluster.bed.ping(a1.vm, a2.ipv4)).toBe(true);
-  });
+      it('repairs a route deleted by hand on the next periodic resync', async () => {
+        await cluster.bed.exec(c1().netns, ['ip', 'route', 'del', `${a2.ipv4}/32`]);
+        expect(await cluster.bed.ping(a1.vm, a2.ipv4, 0.3)).toBe(false);
+        await eventually(
+          async () =>
+            (await cluster.bed.routes(c1().netns)).some(
+              (r) => r.dst === a2.ipv4 && r.protocol === '80',
+            ),
+          { what: 'the route coming back' },
+        );
+        expect(await cluster.bed.ping(a1.vm, a2.ipv4)).toBe(true);
+      });
 
-  it('switches mesh → route reflector through the datastore without restarting BIRD or losing traffic', async () => {
-    const pids = new Map(
-      await Promise.all(
-        [...cluster.agents].map(async ([n, a]) => [n, await a.bird.pid()] as const),
-      ),
-    );
-    const pinger = cluster.bed.startPinger(a1.vm, b1.ipv4, 10);
-    await pinger.waitForReplies(10);
-    const t0 = performance.now();
-    await cluster.driver.setBgpConfiguration({
-      asNumber: 64512,
-      nodeToNodeMesh: false,
-      connectRetrySeconds: 1,
-      holdSeconds: 9,
-    });
-    const meshGone = birdProtocolNameOf({ name: 'node-compute-2', family: 4 });
-    await eventually(
-      async () =>
-        !(await cluster.agents.get('compute-1')!.bird.protocols()).some((p) => p.name === meshGone),
-      { what: 'the mesh session removed' },
-    );
-    const switched = performance.now() - t0;
-    const received = pinger.stats().received;
-    await pinger.waitForReplies(received + 50);
-    const stats = await pinger.stop();
-    console.log(
-      `mesh → RR: reconfigured in ${switched.toFixed(0)} ms; longest ping outage ${stats.longestOutageMs} ms; lost ${stats.lost.length} of ${stats.sent}`,
-    );
-    for (const [n, a] of cluster.agents) expect(await a.bird.pid()).toBe(pids.get(n));
-    const rrSession = birdProtocolNameOf({ name: 'node-rr-1', family: 4 });
-    expect(
-      (await cluster.agents.get('compute-1')!.bird.protocols()).find((p) => p.name === rrSession)
-        ?.established,
-    ).toBe(true);
-    expect(await cluster.bgpRoutes(c1().netns)).toEqual(expect.arrayContaining([b1.ipv4]));
-    // Traffic carried on through the switch: the reflector's sessions were already in place.
-    expect(stats.longestOutageMs).toBeLessThanOrEqual(1000);
-    await cluster.bed.waitForPing(a1.vm, b1.ipv6!);
-  });
+      it('switches mesh → route reflector through the datastore without restarting BIRD or losing traffic', async () => {
+        const pids = new Map(
+          await Promise.all(
+            [...cluster.agents].map(async ([n, a]) => [n, await a.bird.pid()] as const),
+          ),
+        );
+        const pinger = cluster.bed.startPinger(a1.vm, b1.ipv4, 10);
+        await pinger.waitForReplies(10);
+        const t0 = performance.now();
+        await cluster.driver.setBgpConfiguration({
+          asNumber: 64512,
+          nodeToNodeMesh: false,
+          connectRetrySeconds: 1,
+          holdSeconds: 9,
+        });
+        const meshGone = birdProtocolNameOf({ name: 'node-compute-2', family: 4 });
+        await eventually(
+          async () =>
+            !(await cluster.agents.get('compute-1')!.bird.protocols()).some(
+              (p) => p.name === meshGone,
+            ),
+          { what: 'the mesh session removed' },
+        );
+        const switched = performance.now() - t0;
+        const received = pinger.stats().received;
+        await pinger.waitForReplies(received + 50);
+        const stats = await pinger.stop();
+        console.log(
+          `mesh → RR: reconfigured in ${switched.toFixed(0)} ms; longest ping outage ${stats.longestOutageMs} ms; lost ${stats.lost.length} of ${stats.sent}`,
+        );
+        for (const [n, a] of cluster.agents) expect(await a.bird.pid()).toBe(pids.get(n));
+        const rrSession = birdProtocolNameOf({ name: 'node-rr-1', family: 4 });
+        expect(
+          (await cluster.agents.get('compute-1')!.bird.protocols()).find(
+            (p) => p.name === rrSession,
+          )?.established,
+        ).toBe(true);
+        expect(await cluster.bgpRoutes(c1().netns)).toEqual(expect.arrayContaining([b1.ipv4]));
+        // Traffic carried on through the switch: the reflector's sessions were already in place.
+        expect(stats.longestOutageMs).toBeLessThanOrEqual(1000);
+        await cluster.bed.waitForPing(a1.vm, b1.ipv6!);
+      });
 
-  it('reaches VMs on another host in route-reflector mode after new ports appear', async () => {
-    const late = await cluster.addVm('compute-2', { name: 'vm-late', ipv6: true });
-    await cluster.bed.waitForPing(a1.vm, late.ipv4);
-    await cluster.bed.waitForPing(late.vm, a1.ipv6!);
-  });
-});
+      it('reaches VMs on another host in route-reflector mode after new ports appear', async () => {
+        const late = await cluster.addVm('compute-2', { name: 'vm-late', ipv6: true });
+        await cluster.bed.waitForPing(a1.vm, late.ipv4);
+        await cluster.bed.waitForPing(late.vm, a1.ipv6!);
+      });
+    },
+  );

@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { createDatastore, type Datastore } from '@calyx/datastore';
 import { MemoryBackend, createMemoryDatastore } from '@calyx/datastore-memory';
+import { EtcdBackend } from '@calyx/datastore-etcd';
+import { startEtcd, type StartedEtcd } from '@calyx/testbed';
 import { missingPrerequisites } from '@calyx/core/testing';
 import { runDemo } from './run-demo.js';
 import { datastoreWalkthrough } from './datastore-walkthrough.js';
@@ -11,25 +13,28 @@ import { datastoreWalkthrough } from './datastore-walkthrough.js';
 const { values } = parseArgs({
   options: {
     datastore: { type: 'string' },
+    etcd: { type: 'boolean', default: false },
     walkthrough: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
-  console.log(`usage: npm run demo [-- --datastore <url>] [--walkthrough]
+  console.log(`usage: npm run demo [-- --datastore <url> | --etcd] [--walkthrough]
 
 Builds 2 compute hosts, a route reflector and an edge router in network namespaces, runs the
 Calyx driver and one agent per host over the datastore (embedded memory store by default),
 plugs 2 VMs into each compute host and shows BGP sessions, learned routes and pings.
-  --datastore <url>  memory://name (default)
+  --datastore <url>  memory://name (default), etcd://host:port[,host:port][/namespace],
+                     etcds://… (TLS: ?ca=&cert=&key=)
+  --etcd             start a private etcd (Debian's etcd-server) on loopback and run over it
   --walkthrough      only the datastore walkthrough (no namespaces, no root needed)`);
   process.exit(0);
 }
 
 const logger = pino({ level: process.env.CALYX_LOG_LEVEL ?? 'warn' }, pino.destination(2));
-const backends = [new MemoryBackend()];
-const url = values.datastore ?? 'memory://demo';
+const backends = [new MemoryBackend(), new EtcdBackend()];
+let url = values.datastore ?? 'memory://demo';
 
 if (values.walkthrough) {
   const store = createMemoryDatastore();
@@ -53,6 +58,20 @@ if (missing.length) {
   process.exit(1);
 }
 
+let etcd: StartedEtcd | undefined;
+if (values.etcd) {
+  if (missingPrerequisites({ commands: ['etcd'] }).length) {
+    console.error('--etcd needs etcd (Debian: apt-get install etcd-server).');
+    process.exit(1);
+  }
+  etcd = await startEtcd();
+  url = `etcd://127.0.0.1:${etcd.clientPort}/calyx-demo`;
+}
 const openStore = async (): Promise<Datastore> => createDatastore(url, { backends, logger });
-const code = await runDemo({ datastoreUrl: url, openStore, logger, print: (l) => console.log(l) });
+const code = await runDemo({
+  datastoreUrl: url,
+  openStore,
+  logger,
+  print: (l) => console.log(l),
+}).finally(() => etcd?.stop());
 process.exit(code);

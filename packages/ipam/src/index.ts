@@ -18,3 +18,4 @@ export {
   type IpamRepairResult,
 } from './check.js';
 export { blockPrefixFor, reservedAddresses, autoAssignable } from './block.js';
+export { allocateConcurrently, releaseConcurrently } from './load.js';

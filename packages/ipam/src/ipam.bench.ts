@@ -1,6 +1,8 @@
 import { result, type BenchmarkResult, type BenchmarkSuite } from '@calyx/bench';
 import { ResourceClient, type Datastore } from '@calyx/datastore';
 import { createMemoryDatastore } from '@calyx/datastore-memory';
+import { EtcdDatastore } from '@calyx/datastore-etcd';
+import { startEtcd } from '@calyx/testbed';
 import { parseResource } from '@calyx/model';
 import { Ipam, subnetPool } from './index.js';
 
@@ -70,6 +72,19 @@ export const suite: BenchmarkSuite = {
     const open = async (): Promise<Datastore> =>
       root ? root.connect() : (root = createMemoryDatastore());
     const m = await measureIpam(open, n);
-    return [ipamResult('memory', n, m)];
+    const out = [ipamResult('memory', n, m)];
+    ctx.log(`memory: ${m.ipam.toFixed(0)} allocations/s vs ${m.cas.toFixed(0)} raw CAS/s`);
+    // The production store: a real etcd on loopback, each allocator its own client.
+    const etcd = await startEtcd();
+    try {
+      const onEtcd = async (): Promise<Datastore> =>
+        new EtcdDatastore({ endpoints: [etcd.endpoint], namespace: '/ipam-bench' });
+      const e = await measureIpam(onEtcd, n);
+      ctx.log(`etcd: ${e.ipam.toFixed(0)} allocations/s vs ${e.cas.toFixed(0)} raw CAS/s`);
+      out.push(ipamResult('etcd', n, e));
+    } finally {
+      await etcd.stop();
+    }
+    return out;
   },
 };

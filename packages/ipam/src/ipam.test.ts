@@ -8,6 +8,8 @@ import {
   AddressNotAssignableError,
   Ipam,
   IpamExhaustedError,
+  allocateConcurrently,
+  releaseConcurrently,
   checkIpam,
   portHandle,
   repairIpam,
@@ -134,19 +136,7 @@ describe('Ipam', () => {
       ipam: new Ipam(store.connect()),
     }));
     const per = 2500;
-    const results = await Promise.all(
-      allocators.map(async ({ host, ipam }) => {
-        const out: string[] = [];
-        // Several requests in flight per allocator, as a driver serving many API calls would.
-        await Promise.all(
-          Array.from({ length: 5 }, async (_, lane) => {
-            for (let i = lane; i < per; i += 5)
-              out.push((await ipam.autoAssign({ subnet, handleId: `${host}.${i}`, host })).ip);
-          }),
-        );
-        return out;
-      }),
-    );
+    const results = await allocateConcurrently(allocators, subnet, per);
     const all = results.flat();
     expect(all.length).toBe(10_000);
     expect(new Set(all).size).toBe(10_000);
@@ -155,11 +145,7 @@ describe('Ipam', () => {
     expect(report.allocations).toBe(10_000);
     expect(report.orphanHandles).toEqual([]);
     expect(report.handleMismatches).toEqual([]);
-    await Promise.all(
-      allocators.map(async ({ host, ipam }) => {
-        for (let i = 0; i < per; i++) await ipam.releaseByHandle(`${host}.${i}`);
-      }),
-    );
+    await releaseConcurrently(allocators, per);
     const after = await checkIpam(allocators[0]!.ipam);
     expect(after).toMatchObject({ blocks: 0, allocations: 0, ok: true });
     for (const a of allocators) await a.ipam.store.close();

@@ -132,6 +132,8 @@ export class Ipam {
   private readonly logger: Logger;
   private readonly maxAttempts: number;
   private readonly blocks = new Map<string, CachedBlock>();
+  /** Per host, the tail of its queue of automatic assignments. */
+  private readonly hostQueues = new Map<string, Promise<void>>();
   /** host → block cidrs it has affinity to (per pool), as last seen. */
   private readonly affinities = new Map<string, Set<string>>();
 
@@ -285,6 +287,28 @@ export class Ipam {
    * a newly claimed block, then (pool full) borrowed from another host's block.
    */
   async autoAssign(req: {
+    subnet: SubnetRef;
+    handleId: string;
+    host: string | null;
+  }): Promise<Allocation> {
+    // Requests for one host go one after the other: they would all compete for the same
+    // block, and every loser of a compare-and-set pays a retry. Other processes (other
+    // hosts' blocks) are rarely in the way.
+    const key = req.host ?? '';
+    const before = this.hostQueues.get(key) ?? Promise.resolve();
+    const mine = before.then(() => this.autoAssignNow(req));
+    const tail = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.hostQueues.set(key, tail);
+    void tail.then(() => {
+      if (this.hostQueues.get(key) === tail) this.hostQueues.delete(key);
+    });
+    return mine;
+  }
+
+  private async autoAssignNow(req: {
     subnet: SubnetRef;
     handleId: string;
     host: string | null;
