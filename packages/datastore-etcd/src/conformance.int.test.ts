@@ -18,7 +18,12 @@ describeIntegration('etcd adapter', { commands: ['etcd'] }, () => {
     name: 'etcd',
     // One server, a fresh namespace per test: revisions are server-wide, keys are not.
     async open() {
-      return new EtcdDatastore({ endpoints: [etcd.endpoint], namespace: `/conformance-${n++}` });
+      // Small pages, so the large-list test crosses many page boundaries.
+      return new EtcdDatastore({
+        endpoints: [etcd.endpoint],
+        namespace: `/conformance-${n++}`,
+        pageSize: 997,
+      });
     },
     async connect(store) {
       return (store as EtcdDatastore).connect();
