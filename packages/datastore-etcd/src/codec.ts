@@ -1,5 +1,6 @@
 import {
   CompactedError,
+  DatastoreError,
   FutureRevisionError,
   LeaseNotFoundError,
   UnavailableError,
@@ -104,7 +105,12 @@ export function mapError(
     return new CompactedError(ctx.revision ?? 0n, ctx.compactRevision ?? ctx.revision ?? 0n);
   if (FUTURE.test(msg)) return new FutureRevisionError(ctx.revision ?? 0n, ctx.current ?? 0n);
   if (LEASE_GONE.test(msg) && ctx.lease !== undefined) return new LeaseNotFoundError(ctx.lease);
+  if (/permission denied|authentication failed|invalid auth token|user name not found/.test(msg))
+    return new DatastoreError('PERMISSION_DENIED', `etcd refused: ${msg}`, { cause: e });
   const name = e instanceof Error ? e.constructor.name : '';
+  // The client's circuit breaker stops calls to an endpoint that keeps failing.
+  if ((e as { isBrokenCircuitError?: boolean } | null)?.isBrokenCircuitError)
+    return new UnavailableError(`etcd unavailable: ${msg}`, { cause: e });
   if (
     /Unavailable|DeadlineExceeded|Cancelled|ClientRuntime/.test(name) ||
     /UNAVAILABLE|DEADLINE_EXCEEDED|No connection established|ECONNREFUSED|Failed to connect/.test(

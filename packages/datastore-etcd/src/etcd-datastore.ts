@@ -451,7 +451,8 @@ export class EtcdDatastore implements Datastore {
   async revision(): Promise<Revision> {
     this.check();
     const r = await this.call(
-      () => this.client.kv.range({ key: Buffer.from([0]), keys_only: true, limit: 1 }),
+      // Inside the namespace: a user may only be allowed to read there.
+      () => this.client.kv.range({ key: this.ks.encode('/'), keys_only: true, limit: 1 }),
       {},
       true,
     );

@@ -108,7 +108,13 @@ describe('codec', () => {
     expect(mapError(new Error('14 UNAVAILABLE: No connection established'), {})).toBeInstanceOf(
       UnavailableError,
     );
-    const other = new Error('etcdserver: permission denied');
+    expect(
+      mapError(new Error('7 PERMISSION_DENIED: etcdserver: permission denied'), {}),
+    ).toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(
+      mapError(Object.assign(new Error('Execution prevented'), { isBrokenCircuitError: true }), {}),
+    ).toBeInstanceOf(UnavailableError);
+    const other = new Error('etcdserver: too many requests');
     expect(mapError(other, {})).toBe(other);
   });
 });

@@ -13,6 +13,8 @@ export { freePort } from './ports.js';
 export { newRunId, creatorPid } from './names.js';
 export {
   startEtcd,
+  makeTestPki,
+  type TestPki,
   EtcdCluster,
   startRedis,
   type StartedService,

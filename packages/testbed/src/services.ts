@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '@calyx/core';
@@ -96,6 +96,8 @@ export interface EtcdOptions {
   clusterState?: 'new' | 'existing';
   dataDir?: string;
   extraArgs?: string[];
+  /** Serve clients over TLS with these files (a `TestPki`); require client certificates. */
+  tls?: TestPki;
 }
 
 /**
@@ -191,6 +193,86 @@ export class EtcdCluster implements AsyncDisposable {
   }
 }
 
+/** Files of a throwaway certificate authority: a server certificate for 127.0.0.1 and a client one. */
+export interface TestPki {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** Creates a CA, a server certificate (127.0.0.1, localhost) and a client certificate with openssl. */
+export async function makeTestPki(dir: string): Promise<TestPki> {
+  const f = (n: string) => join(dir, n);
+  const run = (args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const c = spawn('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      c.on('error', reject);
+      c.on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`openssl ${args[0]}: ${err}`)),
+      );
+    });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run([
+    'req',
+    '-x509',
+    ...key,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=calyx-test-ca',
+  ]);
+  for (const [name, ext] of [
+    ['server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'],
+    ['client', 'extendedKeyUsage=clientAuth'],
+  ] as const) {
+    await writeFile(f(`${name}.ext`), `${ext}\n`);
+    await run([
+      'req',
+      ...key,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+      '-subj',
+      `/CN=calyx-${name}`,
+    ]);
+    await run([
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.crt'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f(`${name}.crt`),
+      '-days',
+      '2',
+      '-extfile',
+      f(`${name}.ext`),
+    ]);
+  }
+  return {
+    dir,
+    ca: f('ca.crt'),
+    serverCert: f('server.crt'),
+    serverKey: f('server.key'),
+    clientCert: f('client.crt'),
+    clientKey: f('client.key'),
+  };
+}
+
 /** Debian's etcd on free loopback ports with a temporary data dir. */
 export async function startEtcd(opts: EtcdOptions = {}): Promise<StartedEtcd> {
   const name = opts.name ?? 'calyx-test';
@@ -198,10 +280,22 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<StartedEtcd> {
   const peerPort = opts.peerPort ?? (await freePort());
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'calyx-etcd-')));
   const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const clientUrl = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
+  const tlsArgs = opts.tls
+    ? [
+        '--cert-file',
+        opts.tls.serverCert,
+        '--key-file',
+        opts.tls.serverKey,
+        '--trusted-ca-file',
+        opts.tls.ca,
+        '--client-cert-auth',
+      ]
+    : [];
   const child = spawn(
     'etcd',
     [
+      ...tlsArgs,
       '--name',
       name,
       '--data-dir',
@@ -243,7 +337,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<StartedEtcd> {
   const svc = service(child, dataDir, { endpoint: clientUrl, clientPort, peerPort, name });
   try {
     // A member of a cluster that is still forming answers /health only once there is quorum.
-    if (opts.initialCluster && opts.initialCluster.includes(','))
+    if ((opts.initialCluster && opts.initialCluster.includes(',')) || opts.tls)
       await waitFor('etcd', () => tcpOpen(clientPort), child, 20_000, log);
     else await waitFor('etcd', healthy, child, 20_000, log);
   } catch (e) {
