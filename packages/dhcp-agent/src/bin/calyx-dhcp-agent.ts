@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { createDatastore } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
+import { EtcdBackend } from '@calyx/datastore-etcd';
 import { createDhcpAgent, dhcpAgentConfig } from '../index.js';
 
 const { values } = parseArgs({
@@ -26,7 +27,10 @@ if (values.help || !values.datastore || !['per-host', 'per-network'].includes(va
   process.exit(values.help ? 0 : 2);
 }
 const logger = pino({ level: values['log-level'] });
-const store = await createDatastore(values.datastore, { backends: [new MemoryBackend()], logger });
+const store = await createDatastore(values.datastore, {
+  backends: [new MemoryBackend(), new EtcdBackend()],
+  logger,
+});
 const agent = createDhcpAgent(
   store,
   dhcpAgentConfig({
