@@ -58,6 +58,16 @@ describeIntegration(
       expect(exit.signal).toBe('SIGTERM');
     });
 
+    it('hands stderr over as lines too when asked, and ends when both streams end', async () => {
+      const child = runner.spawn(['sh', '-c', 'echo out; echo err >&2; sleep 0.05; echo out2'], {
+        stderrToLines: true,
+      });
+      const lines: string[] = [];
+      for await (const l of child.lines) lines.push(l);
+      expect(lines.sort()).toEqual(['err', 'out', 'out2']);
+      expect((await child.exited).exitCode).toBe(0);
+    });
+
     it('writes files atomically', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'calyx-atomic-'));
       try {

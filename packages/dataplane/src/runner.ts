@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { PassThrough } from 'node:stream';
 import { delimiter } from 'node:path';
 import { silentLogger, type Logger } from '@calyx/core';
 import { CommandError, CommandNotFoundError, CommandTimeoutError } from './errors.js';
@@ -32,6 +33,8 @@ export interface SpawnOptions {
   env?: Readonly<Record<string, string>>;
   /** Keep stdin open for `write()`. */
   stdin?: boolean;
+  /** Interleave stderr into `lines` too (for daemons that log there). */
+  stderrToLines?: boolean;
 }
 
 /** A long-running child (ip monitor, ping, a daemon in the foreground). */
@@ -179,7 +182,18 @@ export class ExecCommandRunner implements CommandRunner {
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     void exited.then(() => opts.signal?.removeEventListener('abort', onAbort));
-    const rl = createInterface({ input: child.stdout!, crlfDelay: Infinity });
+    let input: NodeJS.ReadableStream = child.stdout!;
+    if (opts.stderrToLines) {
+      const both = new PassThrough();
+      let open = 2;
+      const end = (): void => {
+        if (--open === 0) both.end();
+      };
+      child.stdout!.on('end', end).pipe(both, { end: false });
+      child.stderr!.on('end', end).pipe(both, { end: false });
+      input = both;
+    }
+    const rl = createInterface({ input, crlfDelay: Infinity });
     return {
       pid: child.pid ?? -1,
       lines: rl,

@@ -110,16 +110,26 @@ export class DhcpClients {
     private readonly dir: string,
   ) {}
 
-  private async scripts(): Promise<{ udhcpc: string; dhclient: string; conf: string }> {
-    const udhcpc = join(this.dir, 'udhcpc.sh');
-    const dhclient = join(this.dir, 'dhclient.sh');
-    const conf = join(this.dir, 'dhclient.conf');
-    await writeFile(udhcpc, UDHCPC_SCRIPT);
-    await writeFile(dhclient, DHCLIENT_SCRIPT);
-    await writeFile(conf, DHCLIENT_CONF);
-    await chmod(udhcpc, 0o755);
-    await chmod(dhclient, 0o755);
-    return { udhcpc, dhclient, conf };
+  private written?: Promise<{ udhcpc: string; dhclient: string; conf: string }>;
+
+  /**
+   * Writes the client scripts once. Rewriting them per client (as this once did) truncates a
+   * script a running client may be executing at that moment: it then runs an empty script and
+   * the renewal leaves no trace.
+   */
+  private scripts(): Promise<{ udhcpc: string; dhclient: string; conf: string }> {
+    this.written ??= (async () => {
+      const udhcpc = join(this.dir, 'udhcpc.sh');
+      const dhclient = join(this.dir, 'dhclient.sh');
+      const conf = join(this.dir, 'dhclient.conf');
+      await writeFile(udhcpc, UDHCPC_SCRIPT, { mode: 0o755 });
+      await writeFile(dhclient, DHCLIENT_SCRIPT, { mode: 0o755 });
+      await writeFile(conf, DHCLIENT_CONF);
+      await chmod(udhcpc, 0o755);
+      await chmod(dhclient, 0o755);
+      return { udhcpc, dhclient, conf };
+    })();
+    return this.written;
   }
 
   async events(vmName: string): Promise<DhcpLease[]> {
@@ -225,6 +235,7 @@ export class DhcpClients {
       {
         netns: vm.netns,
         env: { RESULT_FILE: events },
+        stderrToLines: true,
       },
     );
     const kept = new KeptLease(child, () => this.events(vm.name));
@@ -238,23 +249,29 @@ export class KeptLease {
     private readonly child: RunningCommand,
     private readonly read: () => Promise<DhcpLease[]>,
   ) {
-    // udhcpc prints its progress on stdout; drain it so it never blocks.
+    // Drain udhcpc's log (stdout and stderr) so it never blocks, and keep the tail for the
+    // error message when a condition is not reached.
     void (async () => {
-      for await (const _ of child.lines) {
-        /* drained */
+      for await (const line of child.lines) {
+        this.output.push(line);
+        if (this.output.length > 40) this.output.shift();
       }
     })();
   }
+
+  private readonly output: string[] = [];
 
   async waitFor(pred: (events: DhcpLease[]) => boolean, timeoutMs = 10_000): Promise<DhcpLease[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const e = await this.read();
       if (pred(e)) return e;
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new Error(
-          `DHCP client: condition not reached; events: ${e.map((x) => x.event).join(',')}`,
+          `DHCP client: condition not reached; events: ${e.map((x) => x.event).join(',')}; ` +
+            `udhcpc said: ${this.output.join(' | ')}`,
         );
+      }
       await sleep(20);
     }
   }
