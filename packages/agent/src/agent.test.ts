@@ -89,6 +89,43 @@ describe('Agent (recorded dataplane)', () => {
     expect(runner.callsOf('birdc', '-s', join(stateDir, 'bird.ctl'), 'configure')).toHaveLength(1);
   });
 
+  it('reports each endpoint’s status and the host’s liveness', async () => {
+    const runner = fakeHost();
+    const c = new ResourceClient(store);
+    const port = (await c.get('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-1'))!.value;
+    await c.create('Endpoint', { ...port, id: 'port-2', interfaceName: 'tapport-2', fixedIps: [] });
+    await c.create('Endpoint', { ...port, id: 'port-3', adminStateUp: false, fixedIps: [] });
+    agent = createAgent(
+      store,
+      agentConfig({ hostname: 'compute-1', stateDir, resyncIntervalMs: 0, statusFlushMs: 0 }),
+      { runner },
+    );
+    await agent.start();
+    await agent.status.flush();
+    const statuses = async () =>
+      Object.fromEntries(
+        (await c.list('EndpointStatus')).items.map((i) => [
+          i.value.endpointId,
+          `${i.value.status}: ${i.value.reason}`,
+        ]),
+      );
+    expect(await statuses()).toEqual({
+      'port-1': 'up: ',
+      'port-2': 'down: interface tapport-2 does not exist',
+      'port-3': 'down: administratively down',
+    });
+    const live = await c.get('HostStatus', '/calyx/v1/status/compute-1/liveness');
+    expect(live?.value).toMatchObject({ host: 'compute-1', inSync: true, endpoints: 3 });
+    expect(live?.lease).not.toBeNull();
+    expect(agent.ready()).toEqual({ ok: true, reasons: [] });
+    // A port leaving the host takes its status record with it.
+    await c.delete('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-2');
+    await new Promise((r) => setTimeout(r, 20));
+    await agent.idle();
+    await agent.status.flush();
+    expect(Object.keys(await statuses()).sort()).toEqual(['port-1', 'port-3']);
+  });
+
   it('applies only the difference for a change, and leaves BIRD alone when BGP inputs did not change', async () => {
     const runner = fakeHost();
     agent = createAgent(

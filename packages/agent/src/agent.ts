@@ -2,14 +2,30 @@ import { inject, injectable } from 'inversify';
 import { CLOCK, LOGGER, type Clock, type Logger } from '@calyx/core';
 import {
   DATASTORE,
+  StatusReporter,
   SyncedReconciler,
   type Datastore,
+  type EndpointReport,
   type ReconcilerStats,
   type ResourceCache,
 } from '@calyx/datastore';
-import { prefixes, type Kind } from '@calyx/model';
-import { PolicyCompiler, computeBgp, computeRoutes, type ResourceView } from '@calyx/calc';
-import type { IptablesProgrammer } from '@calyx/dataplane-iptables';
+import { prefixes, type Endpoint, type Kind } from '@calyx/model';
+import {
+  PolicyCompiler,
+  computeBgp,
+  computeRoutes,
+  localEndpoints,
+  viewOf,
+  type DesiredRoutes,
+} from '@calyx/calc';
+import type { IptablesDesired, IptablesProgrammer } from '@calyx/dataplane-iptables';
+import {
+  HealthServer,
+  ProgramMetrics,
+  livenessOf,
+  readinessOf,
+  type CheckResult,
+} from '@calyx/telemetry';
 import type { BirdController } from '@calyx/dataplane-bird';
 import type { RoutesProgrammer } from '@calyx/dataplane-routes';
 import {
@@ -33,19 +49,8 @@ const POLICY_KINDS: ReadonlySet<Kind> = new Set<Kind>(['Endpoint', 'SecurityGrou
 
 export type AgentStats = ReconcilerStats;
 
-/** The resources as calc sees them. */
-export function viewOf(cache: ResourceCache): ResourceView {
-  return {
-    hosts: cache.map('Host'),
-    bgpConfiguration: cache.map('BgpConfiguration').get('default'),
-    bgpPeers: cache.map('BgpPeer'),
-    ipPools: cache.map('IpPool'),
-    networks: cache.map('Network'),
-    subnets: cache.map('Subnet'),
-    securityGroups: cache.map('SecurityGroup'),
-    endpoints: cache.map('Endpoint'),
-  };
-}
+/** The resources as calc sees them (re-exported: agents' users had it from here). */
+export { viewOf };
 
 /**
  * One compute host's agent: syncs the resources it needs, computes the host's desired state
@@ -62,6 +67,16 @@ export class Agent {
   private policyInPlace = false;
   private readonly policy: PolicyCompiler;
   private linkWatch: Promise<void> | undefined;
+  readonly metrics: ProgramMetrics;
+  readonly status: StatusReporter;
+  private health: HealthServer | undefined;
+  /** Why the last routes / policy apply failed (undefined: it succeeded). */
+  private routesError: string | undefined;
+  private policyError: string | undefined;
+  private bgpError: string | undefined;
+  private lastRoutes: DesiredRoutes | undefined;
+  private lastPolicy: IptablesDesired | undefined;
+  private closed = false;
 
   constructor(
     @inject(DATASTORE) store: Datastore,
@@ -77,6 +92,19 @@ export class Agent {
       hostServices: config.hostServices,
       allowPingHost: config.allowPingHost,
     });
+    this.metrics = new ProgramMetrics({
+      labels: { host: config.hostname },
+      processMetrics: config.processMetrics ?? false,
+    });
+    this.status = new StatusReporter(store, {
+      hostname: config.hostname,
+      agent: 'calyx-agent',
+      ttlSeconds: config.livenessTtlSeconds,
+      flushIntervalMs: config.statusFlushMs,
+      clock,
+      logger: this.logger,
+      onError: () => this.metrics.datastoreErrors.inc({ operation: 'status' }),
+    });
     this.loop = new SyncedReconciler(store, {
       prefixes: Agent.prefixesFor(),
       resyncIntervalMs: config.resyncIntervalMs,
@@ -87,7 +115,118 @@ export class Agent {
         this.bird.invalidate();
         this.iptables.invalidate();
       },
-      reconcile: (cache, what) => this.reconcile(cache, what),
+      reconcile: async (cache, what) => {
+        // The endpoints this run programs, as they are now: the cache moves on while it runs,
+        // and an endpoint that arrives meanwhile is reported after the next run, not guessed at.
+        const endpoints = localEndpoints(viewOf(cache), config.hostname);
+        try {
+          await this.reconcile(cache, what);
+        } finally {
+          this.reportStatus(endpoints);
+        }
+      },
+    });
+    this.registerGauges();
+  }
+
+  private registerGauges(): void {
+    const m = this.metrics;
+    m.gauge(
+      'calyx_endpoints',
+      'Local endpoints by reported status.',
+      () =>
+        Object.entries(this.status.counts()).map(([status, value]) => ({
+          labels: { status },
+          value,
+        })),
+      ['status'],
+    );
+    m.gauge('calyx_syncer_in_sync', '1 when the datastore view is complete.', () =>
+      this.loop.stats.inSync ? 1 : 0,
+    );
+    m.gauge('calyx_datastore_revision', 'Datastore revision the agent has seen.', () =>
+      Number(this.loop.stats.revision),
+    );
+    m.gauge(
+      'calyx_reconcile_failures',
+      'Reconciles that failed since start.',
+      () => this.loop.stats.reconcileFailures,
+    );
+    m.gauge('calyx_routes', 'Endpoint routes (addresses) programmed.', () =>
+      (this.lastRoutes?.endpoints ?? []).reduce((n, e) => n + e.addresses.length, 0),
+    );
+    const tables = () =>
+      this.lastPolicy
+        ? [...Object.values(this.lastPolicy.v4), ...Object.values(this.lastPolicy.v6)]
+        : [];
+    m.gauge('calyx_iptables_chains', 'Calyx iptables chains (both families).', () =>
+      tables().reduce((n, t) => n + t.chains.size, 0),
+    );
+    m.gauge('calyx_iptables_rules', 'Rules in Calyx iptables chains (both families).', () => {
+      let n = 0;
+      for (const t of tables()) for (const rules of t.chains.values()) n += rules.length;
+      return n;
+    });
+    m.gauge('calyx_ipset_members', 'Members of Calyx ipsets.', () => {
+      let n = 0;
+      for (const set of this.lastPolicy?.ipsets.values() ?? []) n += set.members.length;
+      return n;
+    });
+    m.gauge(
+      'calyx_bgp_sessions_up',
+      'BGP sessions Established (asks BIRD at scrape time).',
+      async () => {
+        try {
+          return (await this.bird.protocols()).filter((p) => p.established).length;
+        } catch {
+          return 0;
+        }
+      },
+    );
+  }
+
+  /** `/livez`: the loop runs. */
+  live(): CheckResult {
+    return livenessOf(this.closed);
+  }
+
+  /** `/readyz`: in sync with the datastore, and the last programming of everything succeeded. */
+  ready(): CheckResult {
+    return readinessOf({
+      closed: this.closed,
+      inSync: this.loop.stats.inSync,
+      reconciles: this.loop.stats.reconciles,
+      failures: { routes: this.routesError, policy: this.policyError, bgp: this.bgpError },
+    });
+  }
+
+  /**
+   * Each local endpoint's status: up only when its interface exists, is up, its routes are in
+   * and (with security groups) its policy is programmed; down or error with the reason otherwise.
+   */
+  private reportStatus(endpoints: readonly Endpoint[]): void {
+    const routeState = this.routes.status;
+    const policyReady = !this.config.securityGroups || (this.policyInPlace && !this.policyDirty);
+    const out = new Map<string, EndpointReport>();
+    for (const e of endpoints) {
+      let r: EndpointReport;
+      if (!e.adminStateUp) r = { status: 'down', reason: 'administratively down' };
+      else if (this.routesError) r = { status: 'error', reason: `routes: ${this.routesError}` };
+      else if (this.policyError) r = { status: 'error', reason: `policy: ${this.policyError}` };
+      else {
+        const st = routeState.get(e.interfaceName);
+        if (st === 'missing-interface')
+          r = { status: 'down', reason: `interface ${e.interfaceName} does not exist` };
+        else if (st === 'interface-down')
+          r = { status: 'down', reason: `interface ${e.interfaceName} is down` };
+        else if (st !== 'programmed') r = { status: 'down', reason: 'routes not programmed yet' };
+        else if (!policyReady) r = { status: 'down', reason: 'policy not programmed yet' };
+        else r = { status: 'up', reason: '' };
+      }
+      out.set(e.id, r);
+    }
+    this.status.report(out, {
+      inSync: this.loop.stats.inSync && !this.routesError && !this.policyError,
     });
   }
 
@@ -112,6 +251,17 @@ export class Agent {
 
   /** Starts following the datastore; resolves once the dataplane has been programmed from a complete view. */
   async start(): Promise<void> {
+    if (this.config.health) {
+      this.health = new HealthServer({
+        ...this.config.health,
+        registry: this.metrics.registry,
+        live: () => this.live(),
+        ready: () => this.ready(),
+        logger: this.logger,
+      });
+      await this.health.start();
+    }
+    await this.status.start();
     await this.loop.start();
     // Only now, with the dataplane programmed from a complete view, follow interface changes:
     // the monitor re-reads the interfaces once it listens, so nothing falls in between.
@@ -139,14 +289,28 @@ export class Agent {
       if (!this.policyDirty || !this.config.securityGroups) return;
       this.policyDirty = false;
       try {
-        await this.iptables.apply(this.policy.compute(view, this.config.hostname));
+        const desired = this.policy.compute(view, this.config.hostname);
+        await this.metrics.observe('iptables', () => this.iptables.apply(desired));
+        this.lastPolicy = desired;
         this.policyInPlace = true;
+        this.policyError = undefined;
       } catch (e) {
         this.policyDirty = true;
+        this.policyError = (e as Error).message;
         throw e;
       }
     };
-    const routes = () => this.routes.apply(computeRoutes(view, this.config.hostname));
+    const routes = async (): Promise<void> => {
+      const desired = computeRoutes(view, this.config.hostname);
+      try {
+        await this.metrics.observe('routes', () => this.routes.apply(desired));
+        this.lastRoutes = desired;
+        this.routesError = undefined;
+      } catch (e) {
+        this.routesError = (e as Error).message;
+        throw e;
+      }
+    };
     // Until the hooks and dispatch chains exist, policy goes first: nothing is routed
     // unfiltered. After that an endpoint without its chains is dropped by the dispatch
     // chains anyway (fail closed), so rules and routes are written at the same time.
@@ -161,13 +325,15 @@ export class Agent {
       routeProtocol: this.config.routeProtocol,
     });
     try {
-      if (bgp) await this.bird.apply(bgp);
+      if (bgp) await this.metrics.observe('bird', () => this.bird.apply(bgp));
       else
         this.logger.warn(
           'no Host resource (or no IPv4 router id) for this host: BGP not configured',
         );
+      this.bgpError = undefined;
     } catch (e) {
       this.bgpDirty = true;
+      this.bgpError = (e as Error).message;
       throw e;
     }
   }
@@ -179,7 +345,16 @@ export class Agent {
 
   /** Stops following the datastore. The dataplane (routes, BIRD) is left exactly as it is. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.loop.close();
     await this.linkWatch;
+    // Liveness is left to expire with its lease: a restart within the TTL never looks dead.
+    await this.status.close();
+    await this.health?.close();
+  }
+
+  /** Where /livez, /readyz and /metrics are served (after start), if configured. */
+  get healthAddress(): { host: string; port: number } | undefined {
+    return this.health?.address;
   }
 }

@@ -1,3 +1,11 @@
+import { z } from 'zod';
+import {
+  datastoreUrlSchema,
+  healthSettingsSchema,
+  hostNameSettingSchema,
+  logLevelSchema,
+} from '@calyx/config';
+
 export const AGENT_CONFIG = Symbol.for('calyx.AgentConfig');
 export const ROUTES_PROGRAMMER = Symbol.for('calyx.RoutesProgrammer');
 export const BIRD_CONTROLLER = Symbol.for('calyx.BirdController');
@@ -30,6 +38,14 @@ export interface AgentConfig {
   allowPingHost: boolean;
   /** iptables binaries: the distribution's default, nft or legacy. */
   iptablesBackend: 'default' | 'nft' | 'legacy';
+  /** The liveness record's lease TTL: the host counts as dead this long after the agent dies. Default 10 s. */
+  livenessTtlSeconds: number;
+  /** Endpoint status writes are coalesced over this period. Default 100 ms. */
+  statusFlushMs: number;
+  /** Serve /livez, /readyz and /metrics here (keep it off VM-facing interfaces); omit for none. */
+  health?: { host: string; port: number };
+  /** Export the Node process metrics too (the program does; embedded agents need not). */
+  processMetrics?: boolean;
 }
 
 export function agentConfig(
@@ -42,6 +58,75 @@ export function agentConfig(
     hostServices: [],
     allowPingHost: true,
     iptablesBackend: 'default',
+    livenessTtlSeconds: 10,
+    statusFlushMs: 100,
     ...c,
   };
+}
+
+const hostServiceSchema = z.union([
+  z.strictObject({
+    protocol: z.enum(['tcp', 'udp']),
+    port: z.number().int().min(1).max(65535),
+    destination: z.string().optional(),
+  }),
+  // `tcp:80@169.254.169.254`, as the flag takes it.
+  z
+    .string()
+    .regex(/^(tcp|udp):\d{1,5}(@[0-9a-fA-F.:]+)?$/, 'expected tcp|udp:port[@address]')
+    .transform((spec, ctx) => {
+      const [proto, rest] = spec.split(':') as [string, string];
+      const [port, destination] = rest.split('@') as [string, string | undefined];
+      if (Number(port) < 1 || Number(port) > 65535) {
+        ctx.addIssue({ code: 'custom', message: 'port must be 1..65535' });
+        return z.NEVER;
+      }
+      return {
+        protocol: proto as 'tcp' | 'udp',
+        port: Number(port),
+        ...(destination ? { destination } : {}),
+      };
+    }),
+]);
+
+/**
+ * calyx-agent's settings: a file (`--config`, YAML or JSON), `CALYX_AGENT_*` environment
+ * variables, then flags. Documented in docs/operations.md.
+ */
+export const agentSettingsSchema = z.strictObject({
+  /** `etcd://host:2379[,host:2379][/namespace]`, `etcds://…?ca=&cert=&key=`, `memory://name`. */
+  datastore: datastoreUrlSchema,
+  hostname: hostNameSettingSchema,
+  netns: z.string().optional(),
+  stateDir: z.string().min(1).default('/var/lib/calyx/agent'),
+  routeProtocol: z.number().int().min(1).max(255).default(80),
+  resyncIntervalMs: z.number().int().min(0).default(30_000),
+  securityGroups: z.boolean().default(true),
+  hostServices: z.array(hostServiceSchema).default([]),
+  allowPingHost: z.boolean().default(true),
+  iptablesBackend: z.enum(['default', 'nft', 'legacy']).default('default'),
+  livenessTtlSeconds: z.number().int().min(2).max(3600).default(10),
+  statusFlushMs: z.number().int().min(0).max(60_000).default(100),
+  health: healthSettingsSchema(9099),
+  logLevel: logLevelSchema,
+});
+export type AgentSettings = z.output<typeof agentSettingsSchema>;
+
+/** The library config from validated settings. */
+export function agentConfigFromSettings(s: AgentSettings): AgentConfig {
+  return agentConfig({
+    hostname: s.hostname,
+    stateDir: s.stateDir,
+    routeProtocol: s.routeProtocol,
+    resyncIntervalMs: s.resyncIntervalMs,
+    securityGroups: s.securityGroups,
+    hostServices: s.hostServices,
+    allowPingHost: s.allowPingHost,
+    iptablesBackend: s.iptablesBackend,
+    livenessTtlSeconds: s.livenessTtlSeconds,
+    statusFlushMs: s.statusFlushMs,
+    processMetrics: true,
+    ...(s.netns ? { netns: s.netns } : {}),
+    ...(s.health ? { health: s.health } : {}),
+  });
 }

@@ -5,7 +5,10 @@ export {
   BIRD_CONTROLLER,
   IPTABLES_PROGRAMMER,
   agentConfig,
+  agentConfigFromSettings,
+  agentSettingsSchema,
   type AgentConfig,
+  type AgentSettings,
   type HostServiceConfig,
 } from './config.js';
 export { agentModule, runtimeModule, createAgent } from './modules.js';

@@ -9,7 +9,7 @@ export type {
 } from './types.js';
 export { computeRoutes, localEndpoints, endpointAddresses } from './routes.js';
 export { computeBgp, advertisedPrefixes, DEFAULT_AS } from './bgp.js';
-export { emptyView } from './view.js';
+export { emptyView, viewOf, type ResourceSource } from './view.js';
 export {
   computeDhcp,
   dhcpHostname,

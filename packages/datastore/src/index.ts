@@ -64,6 +64,11 @@ export {
 } from './synced-reconciler.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
 export {
+  StatusReporter,
+  type StatusReporterOptions,
+  type EndpointReport,
+} from './status-reporter.js';
+export {
   LeaderElection,
   FencedDatastore,
   NotLeaderError,

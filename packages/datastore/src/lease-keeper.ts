@@ -77,7 +77,8 @@ export class LeaseKeeper {
   private markLost(reason: string): void {
     if (this.isLost) return;
     this.isLost = true;
-    this.logger.warn({ lease: String(this.leaseId), reason }, 'lease lost');
+    if (reason === 'closed') this.logger.debug({ lease: String(this.leaseId) }, 'lease released');
+    else this.logger.warn({ lease: String(this.leaseId), reason }, 'lease lost');
     this.lostSignal.resolve(reason);
   }
 

@@ -18,6 +18,8 @@ export interface Stored<T> {
   readonly createRevision: Revision;
   readonly modRevision: Revision;
   readonly version: bigint;
+  /** The lease the key lives on (liveness records), or null. */
+  readonly lease: LeaseId | null;
 }
 
 /** Decodes a stored value; a value that fails validation throws ValidationError (tagged with the key). */
@@ -38,6 +40,7 @@ export function decodeResource<K extends Kind>(kind: K, kv: KeyValue): Stored<Re
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
     version: kv.version,
+    lease: kv.lease,
   };
 }
 
@@ -242,6 +245,7 @@ export class ResourceClient {
       createRevision: kv.createRevision,
       modRevision: kv.modRevision,
       version: kv.version,
+      lease: kv.lease,
     };
   }
 
@@ -258,6 +262,7 @@ export class ResourceClient {
       createRevision: kv.createRevision,
       modRevision: kv.modRevision,
       version: kv.version,
+      lease: kv.lease,
     };
   }
 
@@ -274,6 +279,7 @@ export class ResourceClient {
       createRevision: kv.createRevision,
       modRevision: kv.modRevision,
       version: kv.version,
+      lease: kv.lease,
     };
   }
 

@@ -21,6 +21,10 @@ export interface ClusterOptions {
   resyncIntervalMs?: number;
   /** Run a DHCP agent on every host (default true). */
   dhcp?: boolean;
+  /** Agents' liveness TTL (default 10 s). */
+  livenessTtlSeconds?: number;
+  /** Agents and DHCP agents serve /livez, /readyz and /metrics on 127.0.0.1 (a free port). */
+  health?: boolean;
 }
 
 export const DEPLOYMENT_AS = 64512;
@@ -193,6 +197,7 @@ export class Cluster implements AsyncDisposable {
         stateDir: `${stateDir}/dhcp`,
         reloadDebounceMs: 20,
         ...(this.opts.resyncIntervalMs ? { resyncIntervalMs: this.opts.resyncIntervalMs } : {}),
+        ...(this.opts.health ? { health: { host: '127.0.0.1', port: 0 } } : {}),
       });
       const dhcp = createDhcpAgent(dhcpStore, config, {
         logger: this.logger,
@@ -208,12 +213,21 @@ export class Cluster implements AsyncDisposable {
         netns: h.netns,
         stateDir,
         ...(this.opts.resyncIntervalMs ? { resyncIntervalMs: this.opts.resyncIntervalMs } : {}),
+        ...(this.opts.livenessTtlSeconds
+          ? { livenessTtlSeconds: this.opts.livenessTtlSeconds }
+          : {}),
+        ...(this.opts.health ? { health: { host: '127.0.0.1', port: 0 } } : {}),
       }),
       { logger: this.logger, runner: this.bed.runner },
     );
     await agent.start();
     this.agents.set(name, agent);
     return agent;
+  }
+
+  /** Where a host's agent keeps BIRD's files (the same across restarts). */
+  agentStateDir(name: string): string | undefined {
+    return this.stateDirs.get(name);
   }
 
   async stopAgent(name: string): Promise<void> {
@@ -229,7 +243,8 @@ export class Cluster implements AsyncDisposable {
    * A VM on `host`: a port created and bound through the driver (its addresses allocated by
    * IPAM), its namespace plugged into the tap (as Nova would), and its IPv4 configuration
    * obtained by DHCP from the host's dnsmasq (`dhcp: false`: configured statically). IPv6 is
-   * configured statically (Calyx serves DHCPv4 only).
+   * configured statically (Calyx serves DHCPv4 only). Like Nova waiting for "vif plugged", it
+   * waits for the agent to report the port up before the VM "boots" (asks for DHCP).
    */
   async addVm(
     hostName: string,
@@ -279,6 +294,8 @@ export class Cluster implements AsyncDisposable {
           }),
       ...(ipv6 ? { ipv6: { address: ipv6, gateway: V6_SUBNET.gateway } } : {}),
     });
+    if (this.agents.has(hostName))
+      await this.driver.waitForPortStatus(port.id, 'up', { timeoutMs: 15_000 });
     let lease: DhcpLease | undefined;
     if (useDhcp) {
       this.dhcpClients ??= new DhcpClients(this.bed.runner, await this.bed.tempDir('dhcp-clients'));

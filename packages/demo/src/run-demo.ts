@@ -1,3 +1,4 @@
+import { parsePrometheusText } from '@calyx/telemetry';
 import type { Logger } from '@calyx/core';
 import type { Datastore } from '@calyx/datastore';
 import type { SecurityGroupInput } from '@calyx/model';
@@ -28,7 +29,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     'Calyx demo — pure L3 routing between VMs, routes carried by BGP (BIRD), all in network namespaces',
   );
   print(`datastore: ${opts.datastoreUrl}`);
-  const total = 8;
+  const total = 9;
   step(
     1,
     total,
@@ -39,6 +40,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     openStore: opts.openStore,
     logger: opts.logger,
     mesh: true,
+    health: true,
   });
   const onSignal = () => {
     void cluster.close().finally(() => process.exit(130));
@@ -210,7 +212,36 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       await client.stop();
     }
 
-    step(8, total, 'Deleting port vm-b1 through the driver');
+    step(
+      8,
+      total,
+      'What the orchestrator and the operator see: port status, agent liveness, /readyz and /metrics',
+    );
+    for (const v of vms) {
+      const st = await cluster.driver.getPortStatus(v.port.id);
+      check(st.status === 'up', `port of ${v.vm.name} on ${st.host}: ${st.status}`);
+    }
+    for (const h of await cluster.driver.listHostStatuses())
+      print(
+        `  ${pad(h.host, 10)} alive (liveness on a lease), in sync: ${h.inSync}, endpoints: ${h.endpoints}`,
+      );
+    const health = cluster.agents.get('compute-1')!.healthAddress!;
+    const base = `http://${health.host}:${health.port}`;
+    const ready = await fetch(`${base}/readyz`);
+    check(ready.status === 200, `compute-1 agent ${base}/readyz → ${ready.status}`);
+    const samples = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
+    const metric = (name: string, labels: Record<string, string> = {}) =>
+      samples.find(
+        (x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v),
+      )?.value;
+    print(
+      `  ${base}/metrics: endpoints up ${metric('calyx_endpoints', { status: 'up' })}, routes ${metric('calyx_routes')}, ` +
+        `iptables chains ${metric('calyx_iptables_chains')} / rules ${metric('calyx_iptables_rules')}, ` +
+        `ipset members ${metric('calyx_ipset_members')}, BGP sessions up ${metric('calyx_bgp_sessions_up')}, ` +
+        `route applies ${metric('calyx_programming_duration_seconds_count', { programmer: 'routes' })}`,
+    );
+
+    step(9, total, 'Deleting port vm-b1 through the driver');
     t = performance.now();
     await cluster.driver.deletePort(b1.port.id);
     await waitFor(

@@ -74,3 +74,20 @@ describe('DhcpAgent', () => {
     await store.close();
   });
 });
+
+describe('calyx-dhcp-agent settings', () => {
+  it('accepts the documented example file (docs/deploy/dhcp-agent.yaml)', async () => {
+    const { loadConfig } = await import('@calyx/config');
+    const { fileURLToPath } = await import('node:url');
+    const { dhcpAgentSettingsSchema, dhcpAgentConfigFromSettings } = await import('./index.js');
+    const s = await loadConfig(dhcpAgentSettingsSchema, {
+      file: fileURLToPath(new URL('../../../docs/deploy/dhcp-agent.yaml', import.meta.url)),
+      defaults: { hostname: 'compute-1' },
+    });
+    expect(dhcpAgentConfigFromSettings(s)).toMatchObject({
+      hostname: 'compute-1',
+      layout: 'per-host',
+      health: { host: '127.0.0.1', port: 9098 },
+    });
+  });
+});

@@ -10,7 +10,21 @@ import {
 import { prefixes } from '@calyx/model';
 import { computeDhcp, emptyView, type DhcpLayout } from '@calyx/calc';
 import { COMMAND_RUNNER, ExecCommandRunner, type CommandRunner } from '@calyx/dataplane';
-import { DnsmasqProgrammer } from '@calyx/dataplane-dnsmasq';
+import { DnsmasqProgrammer, type DnsmasqInstance } from '@calyx/dataplane-dnsmasq';
+import {
+  HealthServer,
+  ProgramMetrics,
+  livenessOf,
+  readinessOf,
+  type CheckResult,
+} from '@calyx/telemetry';
+import { z } from 'zod';
+import {
+  datastoreUrlSchema,
+  healthSettingsSchema,
+  hostNameSettingSchema,
+  logLevelSchema,
+} from '@calyx/config';
 
 export const DHCP_AGENT_CONFIG = Symbol.for('calyx.DhcpAgentConfig');
 export const DNSMASQ_PROGRAMMER = Symbol.for('calyx.DnsmasqProgrammer');
@@ -27,6 +41,10 @@ export interface DhcpAgentConfig {
   reloadDebounceMs: number;
   resyncIntervalMs: number;
   logDhcp: boolean;
+  /** Serve /livez, /readyz and /metrics here (keep it off VM-facing interfaces); omit for none. */
+  health?: { host: string; port: number };
+  /** Export the Node process metrics too (the program does; embedded agents need not). */
+  processMetrics?: boolean;
 }
 
 export function dhcpAgentConfig(
@@ -48,6 +66,11 @@ export function dhcpAgentConfig(
 export class DhcpAgent {
   private readonly loop: SyncedReconciler;
   private watchdog: Promise<void> | undefined;
+  readonly metrics: ProgramMetrics;
+  private health: HealthServer | undefined;
+  private lastDesired: DnsmasqInstance[] = [];
+  private applyError: string | undefined;
+  private closed = false;
 
   constructor(
     @inject(DATASTORE) store: Datastore,
@@ -69,9 +92,72 @@ export class DhcpAgent {
           subnets: cache.map('Subnet'),
           endpoints: cache.map('Endpoint'),
         };
-        await this.dnsmasq.apply(computeDhcp(view, config.hostname, config.layout));
+        const desired = computeDhcp(view, config.hostname, config.layout);
+        try {
+          await this.metrics.observe('dnsmasq', () => this.dnsmasq.apply(desired));
+          this.lastDesired = desired;
+          this.applyError = undefined;
+        } catch (e) {
+          this.applyError = (e as Error).message;
+          throw e;
+        }
       },
     });
+    this.metrics = new ProgramMetrics({
+      labels: { host: config.hostname },
+      processMetrics: config.processMetrics ?? false,
+    });
+    const m = this.metrics;
+    m.gauge('calyx_syncer_in_sync', '1 when the datastore view is complete.', () =>
+      this.loop.stats.inSync ? 1 : 0,
+    );
+    m.gauge('calyx_dhcp_hosts', 'DHCP host entries served (one per port address).', () =>
+      this.lastDesired.reduce((n, i) => n + i.hosts.length, 0),
+    );
+    m.gauge(
+      'calyx_dnsmasq_instances',
+      'dnsmasq processes this agent runs.',
+      () => this.dnsmasq.pids().size,
+    );
+    m.gauge(
+      'calyx_dnsmasq_reloads',
+      'dnsmasq reloads (SIGHUP) since start.',
+      () => this.dnsmasq.reloads,
+    );
+    m.gauge(
+      'calyx_dnsmasq_starts',
+      'dnsmasq starts and restarts since start.',
+      () => this.dnsmasq.starts,
+    );
+    m.gauge(
+      'calyx_reconcile_failures',
+      'Reconciles that failed since start.',
+      () => this.loop.stats.reconcileFailures,
+    );
+  }
+
+  /** `/livez`: the loop runs. */
+  live(): CheckResult {
+    return livenessOf(this.closed);
+  }
+
+  /** `/readyz`: in sync, dnsmasq programmed, and every dnsmasq it needs running. */
+  ready(): CheckResult {
+    const running = this.dnsmasq.pids();
+    return readinessOf({
+      closed: this.closed,
+      inSync: this.loop.stats.inSync,
+      reconciles: this.loop.stats.reconciles,
+      failures: { dnsmasq: this.applyError },
+      more: this.lastDesired
+        .filter((i) => !running.has(i.name))
+        .map((i) => `dnsmasq ${i.name} is not running`),
+    });
+  }
+
+  /** Where /livez, /readyz and /metrics are served (after start), if configured. */
+  get healthAddress(): { host: string; port: number } | undefined {
+    return this.health?.address;
   }
 
   get stats(): ReconcilerStats {
@@ -80,6 +166,15 @@ export class DhcpAgent {
 
   /** Resolves once dnsmasq serves this host's ports; keeps it alive (restarted if it dies). */
   async start(): Promise<void> {
+    if (this.config.health) {
+      this.health = new HealthServer({
+        ...this.config.health,
+        registry: this.metrics.registry,
+        live: () => this.live(),
+        ready: () => this.ready(),
+      });
+      await this.health.start();
+    }
     await this.loop.start();
     this.watchdog = this.dnsmasq.watch(this.loop.signal);
   }
@@ -90,9 +185,11 @@ export class DhcpAgent {
 
   /** Stops following the datastore; dnsmasq keeps serving as it is. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.loop.close();
     await this.watchdog;
     this.dnsmasq.close();
+    await this.health?.close();
   }
 }
 
@@ -137,4 +234,40 @@ export function createDhcpAgent(
     dhcpAgentModule(config),
   );
   return c.get(DhcpAgent);
+}
+
+/**
+ * calyx-dhcp-agent's settings: a file (`--config`, YAML or JSON), `CALYX_DHCP_AGENT_*`
+ * environment variables, then flags. Documented in docs/operations.md.
+ */
+export const dhcpAgentSettingsSchema = z.strictObject({
+  datastore: datastoreUrlSchema,
+  hostname: hostNameSettingSchema,
+  netns: z.string().optional(),
+  stateDir: z.string().min(1).default('/var/lib/calyx/dhcp'),
+  layout: z.enum(['per-host', 'per-network']).default('per-host'),
+  domain: z.string().min(1).default('calyxlocal'),
+  leaseSeconds: z.number().int().min(120).default(86400),
+  reloadDebounceMs: z.number().int().min(0).default(100),
+  resyncIntervalMs: z.number().int().min(0).default(30_000),
+  logDhcp: z.boolean().default(false),
+  health: healthSettingsSchema(9098),
+  logLevel: logLevelSchema,
+});
+export type DhcpAgentSettings = z.output<typeof dhcpAgentSettingsSchema>;
+
+export function dhcpAgentConfigFromSettings(s: DhcpAgentSettings): DhcpAgentConfig {
+  return dhcpAgentConfig({
+    hostname: s.hostname,
+    stateDir: s.stateDir,
+    layout: s.layout,
+    domain: s.domain,
+    leaseSeconds: s.leaseSeconds,
+    reloadDebounceMs: s.reloadDebounceMs,
+    resyncIntervalMs: s.resyncIntervalMs,
+    logDhcp: s.logDhcp,
+    processMetrics: true,
+    ...(s.netns ? { netns: s.netns } : {}),
+    ...(s.health ? { health: s.health } : {}),
+  });
 }

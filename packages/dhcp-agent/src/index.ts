@@ -5,5 +5,8 @@ export {
   dhcpAgentConfig,
   dhcpAgentModule,
   createDhcpAgent,
+  dhcpAgentSettingsSchema,
+  dhcpAgentConfigFromSettings,
   type DhcpAgentConfig,
+  type DhcpAgentSettings,
 } from './dhcp-agent.js';

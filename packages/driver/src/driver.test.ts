@@ -1,7 +1,8 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Container } from 'inversify';
-import { createMemoryDatastore } from '@calyx/datastore-memory';
-import { datastoreModule } from '@calyx/datastore';
+import { ManualClock } from '@calyx/core';
+import { MemoryDatastore, MemoryEngine, createMemoryDatastore } from '@calyx/datastore-memory';
+import { StatusReporter, datastoreModule } from '@calyx/datastore';
 import { ValidationError, keys } from '@calyx/model';
 import {
   AddressInUseError,
@@ -9,6 +10,7 @@ import {
   DRIVER,
   HostUnavailableError,
   ImmutableFieldError,
+  PortStatusTimeoutError,
   ResourceExistsError,
   ResourceInUseError,
   ResourceNotFoundError,
@@ -17,9 +19,21 @@ import {
 
 describe('CalyxDriver', () => {
   let driver: CalyxDriver;
+  let agents: StatusReporter[] = [];
+
+  afterEach(async () => {
+    await Promise.all(agents.map((a) => a.close({ revoke: true })));
+    agents = [];
+  });
 
   beforeEach(async () => {
     driver = new CalyxDriver(createMemoryDatastore());
+    // Live agents on both hosts: ports may only be bound where one runs.
+    for (const hostname of ['compute-1', 'compute-2']) {
+      const a = new StatusReporter(driver.store, { hostname });
+      await a.start();
+      agents.push(a);
+    }
     await driver.createNetwork({ id: 'net-a' });
     await driver.createSubnet({ id: 'sub-a', networkId: 'net-a', cidr: '10.65.0.0/24' });
     await driver.createSecurityGroup({
@@ -173,7 +187,7 @@ describe('CalyxDriver', () => {
 
 describe('CalyxDriver with IPAM', () => {
   it('allocates missing addresses, honours fixed ones, rejects taken ones and releases on delete', async () => {
-    const driver = new CalyxDriver(createMemoryDatastore());
+    const driver = new CalyxDriver(createMemoryDatastore(), { requireLiveAgent: false });
     await driver.createNetwork({ id: 'n' });
     await driver.createSubnet({
       id: 's4',
@@ -252,5 +266,100 @@ describe('CalyxDriver with IPAM', () => {
     await driver.deletePort('p-fixed');
     await driver.deleteSubnet('s4');
     expect(await driver.store.get('/calyx/v1/ippool/subnet-s4')).toBeUndefined();
+  });
+});
+
+describe('port status and agent liveness', () => {
+  const setup = async () => {
+    const clock = new ManualClock();
+    const engine = new MemoryEngine({ clock });
+    const driver = new CalyxDriver(new MemoryDatastore(engine));
+    await driver.createNetwork({ id: 'n' });
+    await driver.createSubnet({ id: 's', networkId: 'n', cidr: '10.70.0.0/24' });
+    await driver.registerHost({ name: 'compute-1', ipv4Address: '172.31.0.1' });
+    await driver.registerHost({ name: 'compute-2', ipv4Address: '172.31.0.2' });
+    const agent = new StatusReporter(new MemoryDatastore(engine), {
+      hostname: 'compute-1',
+      ttlSeconds: 3,
+      clock,
+    });
+    await agent.start();
+    const port = (id: string, host: string | null) =>
+      driver.createPort({ id, networkId: 'n', mac: 'fa:16:3e:00:00:01', host });
+    return { clock, driver, agent, port };
+  };
+
+  it('refuses to bind ports to a host without a live agent, and again once its liveness expires', async () => {
+    const { clock, driver, agent, port } = await setup();
+    await port('p1', 'compute-1');
+    const before = await driver.store.revision();
+    await expect(port('p2', 'compute-2')).rejects.toThrow(HostUnavailableError);
+    await expect(port('p2', 'compute-2')).rejects.toThrow(/agent is not alive/);
+    expect(await driver.store.revision()).toBe(before);
+    await port('p3', null);
+    await expect(driver.bindPort('p3', 'compute-2')).rejects.toThrow(HostUnavailableError);
+    expect(await driver.getHostStatus('compute-1')).toMatchObject({ host: 'compute-1' });
+    expect((await driver.listHostStatuses()).map((h) => h.host)).toEqual(['compute-1']);
+    // The agent dies (stops refreshing without revoking): its record expires with the TTL.
+    await agent.close();
+    clock.advance(3_001);
+    await new Promise((r) => setImmediate(r));
+    expect(await driver.getHostStatus('compute-1')).toBeUndefined();
+    await expect(driver.bindPort('p3', 'compute-1')).rejects.toThrow(HostUnavailableError);
+    // A port already there can still be updated (no new binding).
+    const p1 = (await driver.getPort('p1'))!;
+    await driver.updatePort({ ...p1, name: 'renamed' });
+  });
+
+  it('reports a port’s status and waits for "up" without polling', async () => {
+    const { clock, driver, agent, port } = await setup();
+    await port('p1', 'compute-1');
+    expect((await driver.getPortStatus('p1')).status).toBe('unknown');
+    const events: string[] = [];
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const e of driver.watchPortStatus({ signal: ac.signal })) {
+        events.push(`${e.portId}:${e.status}`);
+        if (events.length === 3) ac.abort();
+      }
+    })();
+    const waiting = driver.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
+    agent.report(new Map([['p1', { status: 'down', reason: 'interface tapp1 does not exist' }]]), {
+      inSync: true,
+    });
+    clock.advance(100);
+    await agent.flush();
+    agent.report(new Map([['p1', { status: 'up', reason: '' }]]), { inSync: true });
+    clock.advance(100);
+    await agent.flush();
+    expect(await waiting).toMatchObject({ portId: 'p1', host: 'compute-1', status: 'up' });
+    expect(await driver.getPortStatus('p1')).toMatchObject({ status: 'up', reason: '' });
+    agent.report(new Map(), { inSync: true });
+    clock.advance(100);
+    await agent.flush();
+    await watching;
+    expect(events).toEqual(['p1:down', 'p1:up', 'p1:unknown']);
+    await agent.close({ revoke: true });
+  });
+
+  it('says what it last saw when a port does not come up in time', async () => {
+    const { driver, agent, port } = await setup();
+    await port('p1', 'compute-1');
+    agent.report(new Map([['p1', { status: 'down', reason: 'interface tapp1 is down' }]]), {
+      inSync: true,
+    });
+    await agent.flush();
+    const e = await driver
+      .waitForPortStatus('p1', 'up', { timeoutMs: 50 })
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PortStatusTimeoutError);
+    expect((e as Error).message).toBe(
+      'port p1 is not up after 50 ms (last status: down, interface tapp1 is down)',
+    );
+    const ac = new AbortController();
+    const aborted = driver.waitForPortStatus('p1', 'up', { signal: ac.signal });
+    ac.abort();
+    await expect(aborted).rejects.toThrow(/waiting for port p1 to be up/);
+    await agent.close({ revoke: true });
   });
 });

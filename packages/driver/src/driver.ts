@@ -1,9 +1,10 @@
-import { silentLogger, type Logger } from '@calyx/core';
+import { AbortedError, silentLogger, type Logger } from '@calyx/core';
 import {
   AlreadyExistsError,
   ConflictError,
   NotFoundError,
   ResourceClient,
+  decodeResource,
   type Datastore,
   type Stored,
 } from '@calyx/datastore';
@@ -12,6 +13,7 @@ import {
   assertNoSubnetOverlap,
   endpointAddressIssues,
   keys,
+  prefixes,
   securityGroupReferenceIssues,
   ValidationError,
   type BgpConfiguration,
@@ -20,6 +22,8 @@ import {
   type BgpPeerInput,
   type Endpoint,
   type EndpointInput,
+  type EndpointStatus,
+  type HostStatus,
   type FixedIp,
   type Host,
   type HostInput,
@@ -46,11 +50,19 @@ import {
   AddressInUseError,
   HostUnavailableError,
   ImmutableFieldError,
+  PortStatusTimeoutError,
   ResourceExistsError,
   ResourceInUseError,
   ResourceNotFoundError,
   TooManyConflictsError,
 } from './errors.js';
+import {
+  SUBNET_GUARD,
+  resyncDatastore,
+  type OrchestratorSnapshot,
+  type ResyncOptions,
+  type ResyncReport,
+} from './resync.js';
 
 /** A fixed IP as requested: an address, a subnet to allocate from, or both. */
 export interface FixedIpRequest {
@@ -65,10 +77,21 @@ export interface DriverOptions {
   logger?: Logger;
   /** Attempts for read-modify-write operations that lose a race. Default 8. */
   maxAttempts?: number;
+  /**
+   * Refuse to bind a port to a host whose agent has no live liveness record. Default true;
+   * turn it off only where no agents run (unit tests of an orchestrator, offline imports).
+   */
+  requireLiveAgent?: boolean;
 }
 
-/** Serialises subnet creation so two overlapping subnets cannot both pass the overlap check. */
-const SUBNET_GUARD = '/calyx/v1/guard/subnets';
+/** A port's status as its host's agent reported it; `unknown` when there is no report (yet). */
+export interface PortStatusEvent {
+  portId: string;
+  host: string;
+  status: EndpointStatus['status'] | 'unknown';
+  reason: string;
+  updatedAt: string | undefined;
+}
 
 /**
  * The orchestrator-facing API. Every operation validates everything before writing, writes
@@ -79,6 +102,7 @@ export class CalyxDriver {
   readonly ipam: Ipam;
   private readonly logger: Logger;
   private readonly maxAttempts: number;
+  private readonly requireLiveAgent: boolean;
 
   constructor(
     readonly store: Datastore,
@@ -88,6 +112,7 @@ export class CalyxDriver {
     this.ipam = new Ipam(store, opts.logger ? { logger: opts.logger } : {});
     this.logger = (opts.logger ?? silentLogger).child({ component: 'driver' });
     this.maxAttempts = opts.maxAttempts ?? 8;
+    this.requireLiveAgent = opts.requireLiveAgent ?? true;
   }
 
   /** Runs a read-modify-write until it commits without a conflicting concurrent write. */
@@ -310,7 +335,11 @@ export class CalyxDriver {
   }
 
   /** Everything a port refers to must exist, and its interface name must be free on its host. */
-  private async checkPort(ep: Endpoint, subnets: ReadonlyMap<string, Subnet>): Promise<void> {
+  private async checkPort(
+    ep: Endpoint,
+    subnets: ReadonlyMap<string, Subnet>,
+    newBinding: boolean,
+  ): Promise<void> {
     await this.require('Network', keys.network(ep.networkId), ep.networkId);
     assertEndpointAddresses(ep, subnets);
     for (const g of ep.securityGroupIds)
@@ -318,6 +347,11 @@ export class CalyxDriver {
     if (ep.host !== null) {
       const host = await this.client.get('Host', keys.host(ep.host));
       if (!host) throw new HostUnavailableError(ep.host, 'not registered');
+      if (newBinding && this.requireLiveAgent && !(await this.getHostStatus(ep.host)))
+        throw new HostUnavailableError(
+          ep.host,
+          'its agent is not alive (no liveness record: never started, or expired)',
+        );
       const clash = (await this.listPorts({ host: ep.host })).find(
         (p) => p.id !== ep.id && p.interfaceName === ep.interfaceName,
       );
@@ -450,7 +484,7 @@ export class CalyxDriver {
     // Validate everything that does not depend on the addresses before allocating any.
     const draft = this.client.validate('Endpoint', { ...rest, fixedIps: [] });
     const subnets = await this.subnetsById();
-    await this.checkPort(draft, subnets);
+    await this.checkPort(draft, subnets, draft.host !== null);
     if (await this.locate(draft.id)) throw new ResourceExistsError('Port', draft.id);
     let ep: Endpoint | undefined;
     try {
@@ -489,7 +523,7 @@ export class CalyxDriver {
       if (cur.value.networkId !== draft.networkId)
         throw new ImmutableFieldError('Port', draft.id, 'networkId');
       const subnets = await this.subnetsById();
-      await this.checkPort(draft, subnets);
+      await this.checkPort(draft, subnets, draft.host !== null && draft.host !== cur.value.host);
       const requested = fixedIps ?? cur.value.fixedIps;
       const allocated = await this.allocateAddresses({ ...draft, fixedIps: requested }, subnets);
       const next = this.client.validate('Endpoint', { ...rest, fixedIps: allocated });
@@ -533,7 +567,11 @@ export class CalyxDriver {
       const cur = await this.locate(id);
       if (!cur) throw new ResourceNotFoundError('Port', id);
       const next = this.client.validate('Endpoint', change(cur.value));
-      await this.checkPort(next, await this.subnetsById());
+      await this.checkPort(
+        next,
+        await this.subnetsById(),
+        next.host !== null && next.host !== cur.value.host,
+      );
       await this.writePort(cur, next);
       return next;
     });
@@ -601,6 +639,121 @@ export class CalyxDriver {
     await this.client.delete('Host', keys.host(name));
   }
 
+  // ---------------------------------------------------------------- resync
+
+  /**
+   * Makes the datastore match the orchestrator's full truth: creates what is missing, fixes
+   * what differs, deletes orphans, then brings IPAM in line. The whole snapshot is validated
+   * first (SnapshotInvalidError, nothing written); every write is a compare-and-set on what was
+   * read, so a concurrent newer write is skipped and reported, never overwritten.
+   */
+  resync(snapshot: OrchestratorSnapshot, opts: ResyncOptions = {}): Promise<ResyncReport> {
+    return resyncDatastore(
+      { client: this.client, ipam: this.ipam, logger: this.logger },
+      snapshot,
+      opts,
+    );
+  }
+
+  // ---------------------------------------------------------------- status
+
+  /** A host agent's liveness record; undefined when it never started or its lease expired. */
+  async getHostStatus(host: string): Promise<HostStatus | undefined> {
+    return (await this.client.get('HostStatus', keys.hostStatus(host)))?.value;
+  }
+
+  /** The liveness records of every live agent. */
+  async listHostStatuses(): Promise<HostStatus[]> {
+    const all = await this.client.list('HostStatus');
+    return all.items.map((i) => i.value);
+  }
+
+  /** A bound port's status as its agent reported it (`unknown` without a report). */
+  async getPortStatus(id: string): Promise<PortStatusEvent> {
+    const port = await this.locate(id);
+    if (!port) throw new ResourceNotFoundError('Port', id);
+    if (port.value.host === null)
+      return { portId: id, host: '', status: 'unknown', reason: 'not bound', updatedAt: undefined };
+    const st = await this.client.get('EndpointStatus', keys.endpointStatus(port.value.host, id));
+    return statusEvent(id, port.value.host, st?.value);
+  }
+
+  /**
+   * Every port status change on every host, as it happens (from now on), until `signal`
+   * aborts. A deleted report (port gone from its host) comes as `unknown`.
+   */
+  async *watchPortStatus(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PortStatusEvent> {
+    const parse = (key: string) => {
+      const m = /^\/calyx\/v1\/status\/([^/]+)\/endpoint\/([^/]+)$/.exec(key);
+      return m ? { host: m[1]!, id: m[2]! } : undefined;
+    };
+    for await (const ev of this.store.watch(prefixes.status, {
+      prevKv: false,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    })) {
+      if (ev.type === 'resync') continue;
+      const key = ev.type === 'put' ? ev.kv.key : ev.key;
+      const at = parse(key);
+      if (!at) continue;
+      if (ev.type === 'delete') yield statusEvent(at.id, at.host, undefined);
+      else yield statusEvent(at.id, at.host, decodeResource('EndpointStatus', ev.kv).value);
+    }
+  }
+
+  /**
+   * Resolves once the port's agent reports `wanted` (default `up`: its tap exists and is up,
+   * and its routes and rules are programmed), throwing PortStatusTimeoutError after `timeoutMs`.
+   * No polling: one read, then a watch from that read's revision.
+   */
+  async waitForPortStatus(
+    id: string,
+    wanted: EndpointStatus['status'] = 'up',
+    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<PortStatusEvent> {
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const port = await this.locate(id);
+    if (!port) throw new ResourceNotFoundError('Port', id);
+    if (port.value.host === null)
+      throw new HostUnavailableError('(none)', `port ${id} is not bound`);
+    const host = port.value.host;
+    const key = keys.endpointStatus(host, id);
+    // A list, not a get: it also gives the revision to watch on from.
+    const read = await this.store.list(key);
+    const kv = read.items.find((k) => k.key === key);
+    const rev = read.revision;
+    let last = statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined);
+    if (last.status === wanted) return last;
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) stop.abort();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop.abort();
+    }, timeoutMs);
+    try {
+      for await (const ev of this.store.watch(key, {
+        fromRevision: rev + 1n,
+        prevKv: false,
+        signal: stop.signal,
+      })) {
+        if (ev.type === 'resync') continue;
+        if (ev.type === 'delete') {
+          if (ev.key === key) last = statusEvent(id, host, undefined);
+        } else if (ev.kv.key === key)
+          last = statusEvent(id, host, decodeResource('EndpointStatus', ev.kv).value);
+        if (last.status === wanted) return last;
+      }
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      stop.abort();
+    }
+    if (timedOut) throw new PortStatusTimeoutError(id, wanted, last.status, last.reason, timeoutMs);
+    throw new AbortedError(`waiting for port ${id} to be ${wanted}`);
+  }
+
   async listHosts(): Promise<Host[]> {
     return (await this.client.list('Host')).items.map((i) => i.value);
   }
@@ -641,4 +794,14 @@ export class CalyxDriver {
       throw e;
     }
   }
+}
+
+function statusEvent(
+  portId: string,
+  host: string,
+  st: EndpointStatus | undefined,
+): PortStatusEvent {
+  return st
+    ? { portId, host, status: st.status, reason: st.reason, updatedAt: st.updatedAt }
+    : { portId, host, status: 'unknown', reason: '', updatedAt: undefined };
 }

@@ -41,7 +41,7 @@ export class AddressInUseError extends CalyxError {
   }
 }
 
-/** A port cannot be bound to a host that is not registered (or, later, not alive). */
+/** A port cannot be bound to a host that is not registered, or whose agent is not alive. */
 export class HostUnavailableError extends CalyxError {
   constructor(
     readonly host: string,
@@ -66,5 +66,22 @@ export class ImmutableFieldError extends CalyxError {
 export class TooManyConflictsError extends CalyxError {
   constructor(what: string, attempts: number) {
     super('TOO_MANY_CONFLICTS', `${what}: still conflicting after ${attempts} attempts`);
+  }
+}
+
+/** A port did not reach the awaited status in time. */
+export class PortStatusTimeoutError extends CalyxError {
+  constructor(
+    readonly portId: string,
+    readonly wanted: string,
+    /** The last status seen (`unknown` when the agent never reported one). */
+    readonly last: string,
+    readonly lastReason: string,
+    timeoutMs: number,
+  ) {
+    super(
+      'PORT_STATUS_TIMEOUT',
+      `port ${portId} is not ${wanted} after ${timeoutMs} ms (last status: ${last}${lastReason ? `, ${lastReason}` : ''})`,
+    );
   }
 }

@@ -92,6 +92,9 @@ export class HaDriver {
       const driver = new CalyxDriver(new FencedDatastore(this.store, leadership.fence), {
         ...(this.opts.logger ? { logger: this.opts.logger } : {}),
         ...(this.opts.maxAttempts ? { maxAttempts: this.opts.maxAttempts } : {}),
+        ...(this.opts.requireLiveAgent !== undefined
+          ? { requireLiveAgent: this.opts.requireLiveAgent }
+          : {}),
       });
       this.current = { driver, leadership };
       this.logger.info({ since: String(leadership.since) }, 'active');

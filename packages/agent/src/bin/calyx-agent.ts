@@ -1,76 +1,88 @@
 #!/usr/bin/env node
 // The per-host agent as a program: `calyx-agent --hostname compute-1 --datastore etcd://10.0.0.5:2379`.
+// Settings: defaults < --config file (YAML/JSON) < CALYX_AGENT_* environment < flags.
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { healthFromFlags, loadConfig } from '@calyx/config';
 import { createDatastore } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
 import { EtcdBackend } from '@calyx/datastore-etcd';
-import { agentConfig, createAgent } from '../index.js';
+import { agentConfigFromSettings, agentSettingsSchema, createAgent } from '../index.js';
 
-const { values } = parseArgs({
-  options: {
-    hostname: { type: 'string', default: hostname() },
-    datastore: { type: 'string' },
-    netns: { type: 'string' },
-    'state-dir': { type: 'string', default: '/var/lib/calyx/agent' },
-    'route-protocol': { type: 'string', default: '80' },
-    'resync-interval-ms': { type: 'string', default: '30000' },
-    'log-level': { type: 'string', default: 'info' },
-    'no-security-groups': { type: 'boolean', default: false },
-    'host-service': { type: 'string', multiple: true, default: [] },
-    'iptables-backend': { type: 'string', default: 'default' },
-    help: { type: 'boolean', default: false },
-  },
-});
-
-if (values.help || !values.datastore) {
-  console.log(`usage: calyx-agent --datastore <url> [--hostname <name>] [--netns <ns>] [--state-dir <dir>]
-                   [--route-protocol 80] [--resync-interval-ms 30000] [--log-level info]
+const USAGE = `usage: calyx-agent [--config FILE] [--datastore URL] [--hostname NAME] [--netns NS]
+                   [--state-dir DIR] [--route-protocol 80] [--resync-interval-ms 30000]
                    [--host-service tcp:80@169.254.169.254]… [--iptables-backend default|nft|legacy]
-                   [--no-security-groups]
-  <url>: memory://name, etcd://host:port[,host:port][/namespace], etcds://…?ca=&cert=&key=
-  --host-service: what VMs may reach on their host besides DHCP, DNS and ping (repeatable)`);
-  process.exit(values.help ? 0 : 2);
+                   [--no-security-groups] [--liveness-ttl-seconds 10]
+                   [--health-address 127.0.0.1:9099 | --no-health] [--log-level info]
+  URL: memory://name, etcd://host:port[,host:port][/namespace], etcds://…?ca=&cert=&key=
+  Every setting can also come from the file or from CALYX_AGENT_<SETTING> (docs/operations.md).`;
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      hostname: { type: 'string' },
+      datastore: { type: 'string' },
+      netns: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'route-protocol': { type: 'string' },
+      'resync-interval-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+      'no-security-groups': { type: 'boolean' },
+      'host-service': { type: 'string', multiple: true },
+      'iptables-backend': { type: 'string' },
+      'liveness-ttl-seconds': { type: 'string' },
+      'health-address': { type: 'string' },
+      'no-health': { type: 'boolean' },
+      help: { type: 'boolean', default: false },
+    },
+  }));
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
 }
 
-const hostServices = values['host-service'].map((spec) => {
-  const m = /^(tcp|udp):(\d{1,5})(?:@([0-9a-fA-F.:]+))?$/.exec(spec);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    console.error(`--host-service ${spec}: expected tcp|udp:port[@address]`);
-    process.exit(2);
-  }
-  return {
-    protocol: m[1] as 'tcp' | 'udp',
-    port: Number(m[2]),
-    ...(m[3] ? { destination: m[3] } : {}),
-  };
-});
-const backend = values['iptables-backend'];
-if (backend !== 'default' && backend !== 'nft' && backend !== 'legacy') {
-  console.error(`--iptables-backend ${backend}: expected default, nft or legacy`);
+const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+let settings;
+try {
+  settings = await loadConfig(agentSettingsSchema, {
+    ...(values.config ? { file: values.config } : {}),
+    env: process.env,
+    envPrefix: 'CALYX_AGENT_',
+    what: 'calyx-agent configuration',
+    defaults: { hostname: hostname() },
+    overrides: {
+      hostname: values.hostname,
+      datastore: values.datastore,
+      netns: values.netns,
+      stateDir: values['state-dir'],
+      routeProtocol: num(values['route-protocol']),
+      resyncIntervalMs: num(values['resync-interval-ms']),
+      logLevel: values['log-level'],
+      securityGroups: values['no-security-groups'] ? false : undefined,
+      hostServices: values['host-service'],
+      iptablesBackend: values['iptables-backend'],
+      livenessTtlSeconds: num(values['liveness-ttl-seconds']),
+      health: healthFromFlags({ noHealth: values['no-health'], address: values['health-address'] }),
+    },
+  });
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
   process.exit(2);
 }
 
-const logger = pino({ level: values['log-level'] });
-const store = await createDatastore(values.datastore, {
+const logger = pino({ level: settings.logLevel });
+const store = await createDatastore(settings.datastore, {
   backends: [new MemoryBackend(), new EtcdBackend()],
   logger,
 });
-const agent = createAgent(
-  store,
-  agentConfig({
-    hostname: values.hostname,
-    stateDir: values['state-dir'],
-    routeProtocol: Number(values['route-protocol']),
-    resyncIntervalMs: Number(values['resync-interval-ms']),
-    securityGroups: !values['no-security-groups'],
-    hostServices,
-    iptablesBackend: backend,
-    ...(values.netns ? { netns: values.netns } : {}),
-  }),
-  { logger },
-);
+const agent = createAgent(store, agentConfigFromSettings(settings), { logger });
 const shutdown = async (signal: string): Promise<void> => {
   logger.info({ signal }, 'stopping (the dataplane stays as it is)');
   await agent.close();
@@ -79,4 +91,5 @@ const shutdown = async (signal: string): Promise<void> => {
 };
 process.once('SIGINT', () => void shutdown('SIGINT'));
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
+logger.info({ host: settings.hostname, datastore: settings.datastore }, 'starting');
 await agent.start();

@@ -1,47 +1,74 @@
 #!/usr/bin/env node
 // `calyx-dhcp-agent --datastore <url> [--hostname <name>] [--state-dir DIR] [--layout per-host|per-network]`
+// Settings: defaults < --config file (YAML/JSON) < CALYX_DHCP_AGENT_* environment < flags.
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { healthFromFlags, loadConfig } from '@calyx/config';
 import { createDatastore } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
 import { EtcdBackend } from '@calyx/datastore-etcd';
-import { createDhcpAgent, dhcpAgentConfig } from '../index.js';
+import { createDhcpAgent, dhcpAgentConfigFromSettings, dhcpAgentSettingsSchema } from '../index.js';
 
-const { values } = parseArgs({
-  options: {
-    hostname: { type: 'string', default: hostname() },
-    datastore: { type: 'string' },
-    netns: { type: 'string' },
-    'state-dir': { type: 'string', default: '/var/lib/calyx/dhcp' },
-    layout: { type: 'string', default: 'per-host' },
-    domain: { type: 'string', default: 'calyxlocal' },
-    'log-level': { type: 'string', default: 'info' },
-    help: { type: 'boolean', default: false },
-  },
-});
-if (values.help || !values.datastore || !['per-host', 'per-network'].includes(values.layout)) {
-  console.log(
-    'usage: calyx-dhcp-agent --datastore <url> [--hostname <name>] [--netns NS] [--state-dir DIR] [--layout per-host|per-network] [--domain D]',
-  );
-  process.exit(values.help ? 0 : 2);
+const USAGE = `usage: calyx-dhcp-agent [--config FILE] [--datastore URL] [--hostname NAME] [--netns NS]
+                        [--state-dir DIR] [--layout per-host|per-network] [--domain D]
+                        [--health-address 127.0.0.1:9098 | --no-health] [--log-level info]
+  Every setting can also come from the file or from CALYX_DHCP_AGENT_<SETTING> (docs/operations.md).`;
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      hostname: { type: 'string' },
+      datastore: { type: 'string' },
+      netns: { type: 'string' },
+      'state-dir': { type: 'string' },
+      layout: { type: 'string' },
+      domain: { type: 'string' },
+      'health-address': { type: 'string' },
+      'no-health': { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  }));
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
 }
-const logger = pino({ level: values['log-level'] });
-const store = await createDatastore(values.datastore, {
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+let settings;
+try {
+  settings = await loadConfig(dhcpAgentSettingsSchema, {
+    ...(values.config ? { file: values.config } : {}),
+    env: process.env,
+    envPrefix: 'CALYX_DHCP_AGENT_',
+    what: 'calyx-dhcp-agent configuration',
+    defaults: { hostname: hostname() },
+    overrides: {
+      hostname: values.hostname,
+      datastore: values.datastore,
+      netns: values.netns,
+      stateDir: values['state-dir'],
+      layout: values.layout,
+      domain: values.domain,
+      logLevel: values['log-level'],
+      health: healthFromFlags({ noHealth: values['no-health'], address: values['health-address'] }),
+    },
+  });
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const logger = pino({ level: settings.logLevel });
+const store = await createDatastore(settings.datastore, {
   backends: [new MemoryBackend(), new EtcdBackend()],
   logger,
 });
-const agent = createDhcpAgent(
-  store,
-  dhcpAgentConfig({
-    hostname: values.hostname,
-    stateDir: values['state-dir'],
-    layout: values.layout as 'per-host' | 'per-network',
-    domain: values.domain,
-    ...(values.netns ? { netns: values.netns } : {}),
-  }),
-  { logger },
-);
+const agent = createDhcpAgent(store, dhcpAgentConfigFromSettings(settings), { logger });
 const shutdown = async (): Promise<void> => {
   await agent.close();
   await store.close();
