@@ -3,6 +3,7 @@ import { ManualClock } from '@calyx/core';
 import {
   ResourceClient,
   StatusReporter,
+  UnavailableError,
   type Datastore,
   type EndpointReport,
 } from '@calyx/datastore';
@@ -190,5 +191,34 @@ describe('StatusReporter', () => {
     expect(again?.lease).not.toBe(first);
     await r.close({ revoke: true });
     expect(await client.get('HostStatus', keys.hostStatus('h1'))).toBeUndefined();
+  });
+
+  it('starts while the datastore is unreachable and reports once it is back', async () => {
+    const { clock, store, client, statuses } = setup();
+    let down = true;
+    const flaky = new Proxy(store, {
+      get(target, p, recv) {
+        const v = Reflect.get(target, p, recv) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          if (down) return Promise.reject(new UnavailableError('etcd is down'));
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const errors: unknown[] = [];
+    const r = new StatusReporter(flaky, { hostname: 'h1', clock, onError: (e) => errors.push(e) });
+    await r.start(); // does not throw
+    r.report(new Map([['p1', up]]), { inSync: true });
+    expect(errors.length).toBeGreaterThan(0);
+    down = false;
+    for (let i = 0; i < 50 && !(await client.get('HostStatus', keys.hostStatus('h1'))); i++) {
+      clock.advance(1_000);
+      await tick(10);
+    }
+    await r.flush();
+    expect(await statuses()).toEqual(new Map([['p1', 'up:']]));
+    expect((await client.get('HostStatus', keys.hostStatus('h1')))?.value.inSync).toBe(true);
+    await r.close({ revoke: true });
   });
 });

@@ -77,15 +77,31 @@ export class StatusReporter {
     });
   }
 
-  /** Takes the liveness lease, writes the liveness record and learns what statuses exist. */
+  /**
+   * Learns what statuses exist, takes the liveness lease and writes the liveness record. With
+   * the datastore unreachable it does not fail: it keeps retrying in the background (with
+   * backoff) and reports once it can.
+   */
   async start(): Promise<void> {
+    try {
+      await this.flushNow();
+    } catch (e) {
+      this.opts.onError?.(e);
+      this.logger.warn({ err: (e as Error).message }, 'status not written yet; retrying');
+      this.task.trigger();
+    }
+  }
+
+  private baselineLoaded = false;
+
+  private async loadBaseline(): Promise<void> {
     const existing = await this.client.list('EndpointStatus', {
       prefix: `${prefixes.hostStatus(this.opts.hostname)}endpoint/`,
     });
     for (const { value } of existing.items)
-      this.written.set(value.endpointId, { status: value.status, reason: value.reason });
-    await this.takeLease();
-    await this.flushNow();
+      if (!this.written.has(value.endpointId))
+        this.written.set(value.endpointId, { status: value.status, reason: value.reason });
+    this.baselineLoaded = true;
   }
 
   private async takeLease(): Promise<void> {
@@ -156,6 +172,7 @@ export class StatusReporter {
   private async flushNow(): Promise<void> {
     if (this.closed) return;
     this.lastFlushMs = this.clock.now();
+    if (!this.baselineLoaded) await this.loadBaseline();
     if (!this.keeper) await this.takeLease();
     const now = new Date(this.clock.now()).toISOString();
     const puts: [string, EndpointReport][] = [];

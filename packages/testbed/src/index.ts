@@ -26,3 +26,13 @@ export { DhcpClients, KeptLease, parseLeaseLine, type DhcpLease } from './dhcp-c
 export { DnsProbe } from './dns-probe.js';
 export { TrafficProbe, type ConnectResult } from './traffic-probe.js';
 export { TcpProxy } from './tcp-proxy.js';
+export {
+  startRedisSentinel,
+  redisCommand,
+  RespError,
+  type RespReply,
+  type RedisSentinelOptions,
+  type StartedRedisSentinel,
+  type RedisNode,
+  type RedisEndpoint,
+} from './redis-sentinel.js';
