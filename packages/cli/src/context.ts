@@ -11,6 +11,7 @@ import {
 } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
 import { EtcdBackend } from '@calyx/datastore-etcd';
+import { RedisBackend } from '@calyx/datastore-redis';
 import { ExecCommandRunner, type CommandRunner } from '@calyx/dataplane';
 import { chooseDatastore, loadConfig, type CalyxctlConfig } from './config.js';
 import { UsageError } from './exit-codes.js';
@@ -98,7 +99,7 @@ export class CliContext {
     this.logger.debug({ url: choice.url, from: choice.from }, 'opening the datastore');
     try {
       this.opened = await createDatastore(choice.url, {
-        backends: this.io.backends ?? [new MemoryBackend(), new EtcdBackend()],
+        backends: this.io.backends ?? [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
         logger: this.logger,
       });
     } catch (e) {

@@ -1,40 +1,19 @@
 import { Etcd3 } from 'etcd3';
-import { median, result, type BenchmarkResult, type BenchmarkSuite } from '@calyx/bench';
+import {
+  median,
+  result,
+  type BenchmarkResult,
+  type BenchmarkSuite,
+  LANES,
+  lanes,
+  endpointValue,
+} from '@calyx/bench';
 import { startEtcd } from '@calyx/testbed';
 import { EtcdDatastore } from './index.js';
 
 // The adapter against the bare etcd3 client doing the same work on the same etcd. Each
 // measurement runs in rounds; who goes first alternates, so neither profits from the
 // other's warm-up (or suffers from its garbage).
-
-const LANES = 16;
-
-async function lanes(
-  n: number,
-  fn: (lane: number, i: number) => Promise<unknown>,
-): Promise<number> {
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: LANES }, async (_, lane) => {
-      for (let i = lane; i < n; i += LANES) await fn(lane, i);
-    }),
-  );
-  return performance.now() - t0;
-}
-
-const endpointValue = (i: number) =>
-  JSON.stringify({
-    id: `port-${i}`,
-    host: 'compute-1',
-    networkId: 'net',
-    mac: `fa:16:3e:00:${(i >> 8) & 255}:${i & 255}`,
-    fixedIps: [{ subnetId: 'sub', ipAddress: `10.65.${(i >> 8) & 255}.${i & 255}` }],
-    securityGroupIds: ['default'],
-    allowedAddressPairs: [],
-    adminStateUp: true,
-    portSecurityEnabled: true,
-    interfaceName: `tap${String(i).padStart(11, '0')}`,
-  });
 
 type Side = (round: number) => Promise<number>;
 

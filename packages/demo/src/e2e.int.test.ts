@@ -3,20 +3,23 @@ import { describeIntegration, eventually } from '@calyx/core/testing';
 import { birdProtocolNameOf } from '@calyx/dataplane-bird';
 import type { Datastore } from '@calyx/datastore';
 import { EtcdDatastore } from '@calyx/datastore-etcd';
-import { startEtcd, type StartedEtcd } from '@calyx/testbed';
+import { RedisDatastore } from '@calyx/datastore-redis';
+import { startEtcd, startRedis, type StartedEtcd, type StartedRedis } from '@calyx/testbed';
 import { Cluster, type ClusterVm } from './index.js';
 
 const commands = ['ip', 'bird', 'birdc', 'ping', 'sysctl', 'grep'];
 
-// The same end-to-end suite over the embedded store and over a real etcd (each agent, DHCP
-// agent and the driver with its own client).
-for (const backend of ['memory', 'etcd'] as const)
+// The same end-to-end suite over the embedded store, a real etcd and a real Redis (each
+// agent, DHCP agent and the driver with its own client).
+const serverOf = { memory: [], etcd: ['etcd'], redis: ['redis-server'] } as const;
+for (const backend of ['memory', 'etcd', 'redis'] as const)
   describeIntegration(
     `routed L3 across hosts over ${backend} (real kernel, BIRD, traffic)`,
-    { root: true, commands: backend === 'etcd' ? [...commands, 'etcd'] : commands },
+    { root: true, commands: [...commands, ...serverOf[backend]] },
     () => {
       let cluster: Cluster;
       let etcd: StartedEtcd | undefined;
+      let redis: StartedRedis | undefined;
       let a1: ClusterVm;
       let a2: ClusterVm;
       let b1: ClusterVm;
@@ -28,6 +31,14 @@ for (const backend of ['memory', 'etcd'] as const)
           const started = (etcd = await startEtcd());
           openStore = async () =>
             new EtcdDatastore({ endpoints: [started.endpoint], namespace: '/e2e' });
+        }
+        if (backend === 'redis') {
+          const started = (redis = await startRedis());
+          openStore = () =>
+            RedisDatastore.open({
+              redis: { host: '127.0.0.1', port: started.port },
+              namespace: 'e2e',
+            });
         }
         cluster = await Cluster.create({
           mesh: true,
@@ -42,6 +53,7 @@ for (const backend of ['memory', 'etcd'] as const)
       afterAll(async () => {
         await cluster?.close();
         await etcd?.stop();
+        await redis?.stop();
       });
 
       const c1 = () => cluster.hosts.get('compute-1')!;

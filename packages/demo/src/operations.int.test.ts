@@ -6,7 +6,14 @@ import type { Datastore } from '@calyx/datastore';
 import { EtcdDatastore } from '@calyx/datastore-etcd';
 import { HostUnavailableError } from '@calyx/driver';
 import { parsePrometheusText, type PrometheusSample } from '@calyx/telemetry';
-import { freePort, startEtcd, type StartedEtcd } from '@calyx/testbed';
+import { RedisDatastore } from '@calyx/datastore-redis';
+import {
+  freePort,
+  startEtcd,
+  startRedis,
+  type StartedEtcd,
+  type StartedRedis,
+} from '@calyx/testbed';
 import { Cluster, NETWORK_ID, OPEN_GROUP, PRIVATE_SUBNET } from './index.js';
 
 const commands = ['ip', 'bird', 'birdc', 'ping', 'sysctl', 'grep', 'iptables-restore', 'ipset'];
@@ -26,19 +33,33 @@ function value(samples: PrometheusSample[], name: string, labels: Record<string,
 }
 
 // What an orchestrator and an operator rely on: port status, agent liveness, health and metrics.
-for (const backend of ['memory', 'etcd'] as const)
+const serverOf = { memory: [], etcd: ['etcd', 'node'], redis: ['redis-server', 'node'] } as const;
+for (const backend of ['memory', 'etcd', 'redis'] as const)
   describeIntegration(
     `operating Calyx over ${backend}: port status, liveness, health, metrics`,
-    { root: true, commands: backend === 'etcd' ? [...commands, 'etcd', 'node'] : commands },
+    { root: true, commands: [...commands, ...serverOf[backend]] },
     () => {
       let cluster: Cluster;
       let etcd: StartedEtcd | undefined;
+      let redis: StartedRedis | undefined;
+      /** The datastore URL the agent program is given. */
+      let url = '';
       let mac = 0x100;
 
       beforeAll(async () => {
         let openStore: (() => Promise<Datastore>) | undefined;
+        if (backend === 'redis') {
+          const started = (redis = await startRedis());
+          url = `redis://127.0.0.1:${started.port}/?namespace=ops`;
+          openStore = () =>
+            RedisDatastore.open({
+              redis: { host: '127.0.0.1', port: started.port },
+              namespace: 'ops',
+            });
+        }
         if (backend === 'etcd') {
           const started = (etcd = await startEtcd());
+          url = `etcd://${started.endpoint.replace(/^https?:\/\//, '')}/ops`;
           openStore = async () =>
             new EtcdDatastore({ endpoints: [started.endpoint], namespace: '/ops' });
         }
@@ -54,6 +75,7 @@ for (const backend of ['memory', 'etcd'] as const)
       afterAll(async () => {
         await cluster?.close();
         await etcd?.stop();
+        await redis?.stop();
       });
 
       const newPort = (host: string) =>
@@ -150,7 +172,7 @@ for (const backend of ['memory', 'etcd'] as const)
       it('lets a killed agent’s liveness expire within its TTL; the driver then refuses bindings there', async () => {
         const { driver } = cluster;
         let killAgent: () => Promise<void>;
-        if (backend === 'etcd') {
+        if (backend !== 'memory') {
           // The real program, killed for real: the in-process agent hands over to calyx-agent.
           await cluster.stopAgent('compute-2');
           const health = await freePort();
@@ -160,7 +182,7 @@ for (const backend of ['memory', 'etcd'] as const)
               process.execPath,
               AGENT_BIN,
               '--datastore',
-              `etcd://${etcd!.endpoint.replace(/^https?:\/\//, '')}/ops`,
+              url,
               '--hostname',
               'compute-2',
               '--netns',

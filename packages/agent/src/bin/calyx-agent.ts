@@ -8,6 +8,7 @@ import { healthFromFlags, loadConfig } from '@calyx/config';
 import { createDatastore } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
 import { EtcdBackend } from '@calyx/datastore-etcd';
+import { RedisBackend } from '@calyx/datastore-redis';
 import { agentConfigFromSettings, agentSettingsSchema, createAgent } from '../index.js';
 
 const USAGE = `usage: calyx-agent [--config FILE] [--datastore URL] [--hostname NAME] [--netns NS]
@@ -79,7 +80,7 @@ try {
 
 const logger = pino({ level: settings.logLevel });
 const store = await createDatastore(settings.datastore, {
-  backends: [new MemoryBackend(), new EtcdBackend()],
+  backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
   logger,
 });
 const agent = createAgent(store, agentConfigFromSettings(settings), { logger });

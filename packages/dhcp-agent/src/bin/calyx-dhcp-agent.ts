@@ -8,6 +8,7 @@ import { healthFromFlags, loadConfig } from '@calyx/config';
 import { createDatastore } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
 import { EtcdBackend } from '@calyx/datastore-etcd';
+import { RedisBackend } from '@calyx/datastore-redis';
 import { createDhcpAgent, dhcpAgentConfigFromSettings, dhcpAgentSettingsSchema } from '../index.js';
 
 const USAGE = `usage: calyx-dhcp-agent [--config FILE] [--datastore URL] [--hostname NAME] [--netns NS]
@@ -65,7 +66,7 @@ try {
 }
 const logger = pino({ level: settings.logLevel });
 const store = await createDatastore(settings.datastore, {
-  backends: [new MemoryBackend(), new EtcdBackend()],
+  backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
   logger,
 });
 const agent = createDhcpAgent(store, dhcpAgentConfigFromSettings(settings), { logger });

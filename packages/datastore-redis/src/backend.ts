@@ -1,0 +1,13 @@
+import { originalUrl, type DatastoreBackend, type OpenOptions } from '@calyx/datastore';
+import { RedisDatastore } from './redis-datastore.js';
+import { parseRedisUrl } from './url.js';
+
+/** `redis://`, `rediss://`, `redis+sentinel://` and `rediss+sentinel://` for `createDatastore`. */
+export class RedisBackend implements DatastoreBackend {
+  readonly schemes = ['redis', 'rediss', 'redis+sentinel', 'rediss+sentinel'] as const;
+
+  open(url: URL, opts: OpenOptions): Promise<RedisDatastore> {
+    const logger = opts.logger ? { logger: opts.logger } : {};
+    return RedisDatastore.open({ ...parseRedisUrl(originalUrl(url)), ...logger });
+  }
+}

@@ -1,0 +1,3 @@
+import { calyxVitestConfig } from '../../tools/config/vitest.config.mjs';
+
+export default calyxVitestConfig();
