@@ -1208,34 +1208,42 @@ class ResyncRun {
     });
   }
 
-  /** Assigns addresses, one address of each port at a time (a handle never races itself). */
+  /**
+   * Assigns addresses, one address of each port per round (a handle never races itself);
+   * a round goes through `assignMany`: a transaction per block chunk, not per address.
+   */
   private async assign(tasks: readonly AssignTask[]): Promise<void> {
     const ready = tasks.filter((t) => !this.blocked.has(t.port.id));
     this.progress(tasks.length - ready.length);
     const rounds = Math.max(0, ...ready.map((t) => t.index + 1));
-    for (let i = 0; i < rounds; i++)
-      await this.lanes(
-        ready.filter((t) => t.index === i),
-        async (t) => {
-          try {
-            const a = await this.target.ipam.assign({
-              subnet: t.subnet,
-              ip: t.ip,
-              handleId: portHandle(t.port.id),
-              host: t.port.host,
-            });
-            this.report.ipam.assigned.push(a.ip);
-            const list = this.assignedNow.get(t.port.id);
-            if (list) list.push(a);
-            else this.assignedNow.set(t.port.id, [a]);
-          } catch (e) {
-            if (!(e instanceof AddressAllocatedError)) throw e;
-            this.report.ipam.unrepairable.push(
-              `${t.ip} of port ${t.port.id} is held by ${e.holder ?? 'an allocation without a handle'}`,
-            );
-          }
-        },
+    for (let i = 0; i < rounds; i++) {
+      throwIfAborted(this.opts.signal);
+      const round = ready.filter((t) => t.index === i);
+      const results = await this.target.ipam.assignMany(
+        round.map((t) => ({
+          subnet: t.subnet,
+          ip: t.ip,
+          handleId: portHandle(t.port.id),
+          host: t.port.host,
+        })),
+        { concurrency: this.opts.lanes },
       );
+      round.forEach((t, k) => {
+        const a = results[k]!;
+        if (a instanceof AddressAllocatedError) {
+          this.report.ipam.unrepairable.push(
+            `${t.ip} of port ${t.port.id} is held by ${a.holder ?? 'an allocation without a handle'}`,
+          );
+          return;
+        }
+        if (a instanceof Error) throw a;
+        this.report.ipam.assigned.push(a.ip);
+        const list = this.assignedNow.get(t.port.id);
+        if (list) list.push(a);
+        else this.assignedNow.set(t.port.id, [a]);
+      });
+      this.progress(round.length);
+    }
   }
 
   private async releaseStale(failed: ReadonlySet<string>): Promise<void> {

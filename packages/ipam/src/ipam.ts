@@ -485,6 +485,146 @@ export class Ipam {
     throw new IpamContentionError(`assigning ${formatIP(ip)}`, this.maxAttempts);
   }
 
+  /**
+   * Many specific addresses at once (a resync, an import): per block, up to `perTxn`
+   * addresses of distinct new handles in one transaction instead of one each. Results come
+   * back in request order: an Allocation, or the error `assign` would have thrown for that
+   * request (AddressNotAssignableError, AddressAllocatedError). A chunk that meets an existing
+   * handle or a concurrent block change falls back to `assign` one by one, so the outcome is
+   * always what sequential `assign` calls would give.
+   */
+  async assignMany(
+    reqs: readonly { subnet: SubnetRef; ip: string; handleId: string; host: string | null }[],
+    opts: { perTxn?: number; concurrency?: number } = {},
+  ): Promise<Array<Allocation | Error>> {
+    const out: Array<Allocation | Error | undefined> = new Array(reqs.length);
+    const byBlock = new Map<string, number[]>();
+    reqs.forEach((r, i) => {
+      try {
+        assertHandle(r.handleId);
+        const ip = parseIP(r.ip);
+        const c = parseCidr(r.subnet.cidr);
+        if (!cidrContains(c, ip))
+          throw new AddressNotAssignableError(
+            formatIP(ip),
+            `outside subnet ${r.subnet.id} (${r.subnet.cidr})`,
+          );
+        if (reservedAddresses(r.subnet).some((x) => x.value === ip.value))
+          throw new AddressNotAssignableError(
+            formatIP(ip),
+            `network, broadcast or gateway address of ${r.subnet.cidr}`,
+          );
+        const cidr = formatCidr(blockOf(ip, blockPrefixFor(r.subnet.cidr)));
+        const list = byBlock.get(cidr);
+        if (list) list.push(i);
+        else byBlock.set(cidr, [i]);
+      } catch (e) {
+        out[i] = e as Error;
+      }
+    });
+    // Compares + writes + failure reads of a chunk stay well under the store's limit per txn.
+    const perTxn = Math.max(1, Math.min(opts.perTxn ?? 30, 30));
+    const one = async (i: number) => {
+      out[i] = await this.assign(reqs[i]!).catch((e: unknown) => e as Error);
+    };
+    const blocks = [...byBlock];
+    let next = 0;
+    const worker = async () => {
+      while (next < blocks.length) {
+        const [cidr, idx] = blocks[next++]!;
+        for (let k = 0; k < idx.length;) {
+          // A chunk holds each handle once: two addresses of one port go in separate chunks.
+          const chunk: number[] = [];
+          const handles = new Set<string>();
+          while (k < idx.length && chunk.length < perTxn && !handles.has(reqs[idx[k]!]!.handleId)) {
+            handles.add(reqs[idx[k]!]!.handleId);
+            chunk.push(idx[k++]!);
+          }
+          if (!(await this.assignChunk(cidr, chunk, reqs, out)))
+            for (const i of chunk) await one(i);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: opts.concurrency ?? 16 }, worker));
+    return out as Array<Allocation | Error>;
+  }
+
+  /** One transaction for a chunk of one block, assuming its handles are new; false: do it slowly. */
+  private async assignChunk(
+    cidr: string,
+    chunk: readonly number[],
+    reqs: readonly { subnet: SubnetRef; ip: string; handleId: string; host: string | null }[],
+    out: Array<Allocation | Error | undefined>,
+  ): Promise<boolean> {
+    const first = reqs[chunk[0]!]!;
+    const cached = await this.loadBlock(cidr);
+    const block = cached
+      ? cloneBlock(cached.block)
+      : newBlock(cidr, subnetPoolName(first.subnet.id), first.host, first.subnet);
+    const pending: { i: number; ordinal: number }[] = [];
+    for (const i of chunk) {
+      const r = reqs[i]!;
+      const ordinal = ordinalOf(block, parseIP(r.ip));
+      const holder = holderOf(block, ordinal);
+      if (holder === r.handleId)
+        out[i] = {
+          ip: formatIP(parseIP(r.ip)),
+          handleId: r.handleId,
+          block: cidr,
+          sequence: block.sequenceNumberForAllocation[String(ordinal)] ?? 0,
+        };
+      else if (holder !== undefined)
+        out[i] = new AddressAllocatedError(formatIP(parseIP(r.ip)), holder);
+      else {
+        allocateOrdinal(block, ordinal, r.handleId);
+        pending.push({ i, ordinal });
+      }
+    }
+    if (pending.length === 0) return true;
+    const bkey = keys.ipamBlock(cidr);
+    const compares: Compare[] = [
+      cached
+        ? { key: bkey, target: 'modRevision', op: '=', value: cached.modRevision }
+        : { key: bkey, target: 'exists', value: false },
+    ];
+    const ops: TxnOp[] = [{ type: 'put', key: bkey, value: this.validated(block) }];
+    if (!cached && first.host !== null) {
+      const akey = keys.blockAffinity(first.host, cidr);
+      compares.push({ key: akey, target: 'exists', value: false });
+      const aff: BlockAffinity = { host: first.host, cidr, state: 'confirmed' };
+      ops.push({ type: 'put', key: akey, value: enc(parseResource('BlockAffinity', aff)) });
+    }
+    for (const { i } of pending) {
+      const handleId = reqs[i]!.handleId;
+      const hkey = keys.ipamHandle(handleId);
+      compares.push({ key: hkey, target: 'exists', value: false });
+      ops.push({ type: 'put', key: hkey, value: enc({ handleId, blocks: { [cidr]: 1 } }) });
+    }
+    const r = await this.store.txn({
+      compares,
+      success: ops,
+      failure: [{ type: 'get', key: bkey }],
+    });
+    if (!r.succeeded) {
+      const b = r.results[0];
+      if (b?.type === 'get') {
+        if (b.kv) this.remember(b.kv);
+        else this.blocks.delete(cidr);
+      }
+      return false;
+    }
+    this.blocks.set(cidr, { block, modRevision: r.revision });
+    if (!cached && first.host !== null) (await this.hostBlocks(first.host, false)).add(cidr);
+    for (const { i, ordinal } of pending)
+      out[i] = {
+        ip: formatIP(parseIP(reqs[i]!.ip)),
+        handleId: reqs[i]!.handleId,
+        block: cidr,
+        sequence: block.sequenceNumberForAllocation[String(ordinal)] ?? 0,
+      };
+    return true;
+  }
+
   private async subnetOfPool(pool: string): Promise<SubnetRef | undefined> {
     const p = await this.store.get(keys.ipPool(pool));
     const subnetId = p ? (JSON.parse(p.value) as IpPool).subnetId : null;
