@@ -178,10 +178,13 @@ if op == 'page' then
   local meta = redis.call('HMGET', META, 'rev', 'compact')
   local limit = tonumber(ARGV[5])
   local budget = tonumber(ARGV[6])
-  local keys = redis.call('ZRANGEBYLEX', IDX, ARGV[3], ARGV[4], 'LIMIT', 0, limit)
+  -- One key more than the page holds tells whether another page follows (no empty last page).
+  local keys = redis.call('ZRANGEBYLEX', IDX, ARGV[3], ARGV[4], 'LIMIT', 0, limit + 1)
+  local n = math.min(#keys, limit)
   local out = {meta[1] or '1', meta[2] or '0', 0, false}
   local bytes = 0
-  for i, k in ipairs(keys) do
+  for i = 1, n do
+    local k = keys[i]
     local r = redis.call('HMGET', kkey(k), 'v', 'c', 'm', 'n', 'l')
     if r[2] then
       out[#out + 1] = k
@@ -193,12 +196,12 @@ if op == 'page' then
       bytes = bytes + #k + #r[1]
     end
     out[4] = k
-    if bytes >= budget and i < #keys then
+    if bytes >= budget and i < n then
       out[3] = 1
       return out
     end
   end
-  if #keys >= limit then out[3] = 1 end
+  if #keys > limit then out[3] = 1 end
   return out
 end
 
