@@ -245,8 +245,9 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
         });
         const expiredMs = Date.now() - t0;
         console.log(`agent killed: liveness gone after ${expiredMs} ms (TTL ${TTL_SECONDS} s)`);
-        // etcd's lessor checks expiry twice a second.
-        expect(expiredMs).toBeLessThanOrEqual(TTL_SECONDS * 1000 + 600);
+        // Within the TTL, give or take how often the store looks for expired leases (etcd's
+        // lessor and the Redis adapter's sweeper: twice a second) and this poll.
+        expect(expiredMs).toBeLessThanOrEqual(TTL_SECONDS * 1000 + 1000);
         await expect(newPort('compute-2')).rejects.toThrow(HostUnavailableError);
         await expect(newPort('compute-2')).rejects.toThrow(/agent is not alive/);
         // The other host still takes ports.
