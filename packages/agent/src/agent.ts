@@ -261,8 +261,13 @@ export class Agent {
       });
       await this.health.start();
     }
-    await this.status.start();
-    await this.loop.start();
+    try {
+      await this.status.start();
+      await this.loop.start();
+    } catch (e) {
+      await this.health?.close();
+      throw e;
+    }
     // Only now, with the dataplane programmed from a complete view, follow interface changes:
     // the monitor re-reads the interfaces once it listens, so nothing falls in between.
     this.linkWatch = this.routes
@@ -314,8 +319,13 @@ export class Agent {
     // Until the hooks and dispatch chains exist, policy goes first: nothing is routed
     // unfiltered. After that an endpoint without its chains is dropped by the dispatch
     // chains anyway (fail closed), so rules and routes are written at the same time.
-    if (this.policyInPlace || !this.config.securityGroups) await Promise.all([policy(), routes()]);
-    else {
+    if (this.policyInPlace || !this.config.securityGroups) {
+      // Both finish before this run ends (a failed one must not leave the other running into
+      // the next run); the first failure is rethrown.
+      const [p, r] = await Promise.allSettled([policy(), routes()]);
+      if (p.status === 'rejected') throw p.reason;
+      if (r.status === 'rejected') throw r.reason;
+    } else {
       await policy();
       await routes();
     }

@@ -221,4 +221,54 @@ describe('StatusReporter', () => {
     expect((await client.get('HostStatus', keys.hostStatus('h1')))?.value.inSync).toBe(true);
     await r.close({ revoke: true });
   });
+
+  it('keeps going when a record it wrote was deleted by someone else', async () => {
+    const { clock, store, client, statuses } = setup();
+    const r = new StatusReporter(store, { hostname: 'h1', clock });
+    await r.start();
+    r.report(
+      new Map([
+        ['p1', up],
+        ['p2', up],
+      ]),
+      { inSync: true },
+    );
+    await r.flush();
+    await client.delete('EndpointStatus', keys.endpointStatus('h1', 'p2')); // e.g. calyxctl
+    r.report(new Map([['p1', down('interface tapp1 is down')]]), { inSync: true });
+    await r.flush();
+    expect(await statuses()).toEqual(new Map([['p1', 'down:interface tapp1 is down']]));
+    await r.close({ revoke: true });
+  });
+
+  it('writes the host record it snapshotted, and catches up with a report made meanwhile', async () => {
+    const { clock, store, client } = setup();
+    let releaseTxn: (() => void) | undefined;
+    const slow = new Proxy(store, {
+      get(target, p, recv) {
+        if (p === 'txn')
+          return async (req: Parameters<Datastore['txn']>[0]) => {
+            if (releaseTxn === undefined) await new Promise<void>((res) => (releaseTxn = res));
+            return target.txn(req);
+          };
+        const v = Reflect.get(target, p, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const r = new StatusReporter(slow, { hostname: 'h1', clock, flushIntervalMs: 0 });
+    const started = r.start();
+    r.report(new Map([['p1', up]]), { inSync: true }); // lands while the first flush commits
+    while (!releaseTxn) await tick();
+    releaseTxn();
+    await started;
+    clock.advance(0);
+    await r.flush();
+    const host = await client.get('HostStatus', keys.hostStatus('h1'));
+    expect(host?.value).toMatchObject({ inSync: true, endpoints: 1 });
+    r.report(new Map([['p1', up]]), { inSync: false });
+    clock.advance(0);
+    await r.flush();
+    expect((await client.get('HostStatus', keys.hostStatus('h1')))?.value.inSync).toBe(false);
+    await r.close({ revoke: true });
+  });
 });

@@ -166,6 +166,18 @@ export class RedisDatastore implements Datastore {
     if (!Number.isInteger(history) || history < 0)
       throw new InvalidArgumentError('historyRevisions must be a whole number >= 0');
     this.history = String(history);
+    const w = opts.waitForReplicas;
+    if (
+      w &&
+      (!Number.isInteger(w.replicas) ||
+        w.replicas < 1 ||
+        !Number.isInteger(w.timeoutMs) ||
+        w.timeoutMs < 1 ||
+        w.timeoutMs >= (opts.requestTimeoutMs ?? 5_000))
+    )
+      throw new InvalidArgumentError(
+        'waitForReplicas: replicas >= 1 and 0 < timeoutMs < requestTimeoutMs (WAIT 0 would block forever)',
+      );
     this.pageSize = opts.pageSize ?? 1000;
     this.pageBytes = opts.pageBytes ?? 4 * 1024 * 1024;
     if (!Number.isInteger(this.pageSize) || this.pageSize < 1 || !(this.pageBytes > 0))
@@ -264,19 +276,43 @@ export class RedisDatastore implements Datastore {
     };
     if (readOnly) return this.retried(run);
     const durable = this.opts.waitForReplicas;
-    if (!durable) return this.once(run);
-    return this.once(async () => {
-      const r = await run();
-      // WAIT covers every write this connection sent before it: ours included.
-      const acked = Number(
-        await this.client.call('WAIT', String(durable.replicas), String(durable.timeoutMs)),
+    // Only key changes wait for replicas (lease sweeps and keepalives do not block the
+    // connection for them).
+    if (!durable || op !== 'txn') return this.once(run);
+    return this.once(() => this.durably(argv, durable));
+  }
+
+  /**
+   * The script and `WAIT` in one pipeline: on one socket, so the WAIT counts this write and
+   * not the (empty) history of a connection reopened in between. Only a transaction that wrote
+   * fails when too few replicas acknowledged it.
+   */
+  private async durably(
+    argv: readonly string[],
+    durable: { replicas: number; timeoutMs: number },
+  ): Promise<unknown> {
+    const send = async (first: 'EVALSHA' | 'EVAL') => {
+      const res = await this.client
+        .pipeline()
+        .call(first, first === 'EVALSHA' ? SCRIPT_SHA : SCRIPT, '1', this.keys.meta, ...argv)
+        .call('WAIT', String(durable.replicas), String(durable.timeoutMs))
+        .exec();
+      if (!res) throw new UnavailableError('Redis pipeline returned nothing');
+      return res;
+    };
+    let res = await send('EVALSHA');
+    const scriptError = res[0]![0];
+    // NOSCRIPT: nothing ran, so sending the script itself is safe even for writes.
+    if (scriptError instanceof Error && scriptError.message.startsWith('NOSCRIPT'))
+      res = await send('EVAL');
+    const [[e1, r], [e2, acked]] = res as [[Error | null, unknown], [Error | null, unknown]];
+    if (e1) throw e1;
+    const wrote = Array.isArray(r) && r[0] === 'ok' && Number(r[1]) === 1;
+    if (wrote && (e2 || Number(acked) < durable.replicas))
+      throw new UnavailableError(
+        `write applied on the primary but acknowledged by ${e2 ? 'no' : Number(acked)} of ${durable.replicas} replica(s) within ${durable.timeoutMs} ms: it may be lost on failover`,
       );
-      if (acked < durable.replicas)
-        throw new UnavailableError(
-          `write applied on the primary but acknowledged by ${acked} of ${durable.replicas} replica(s) within ${durable.timeoutMs} ms: it may be lost on failover`,
-        );
-      return r;
-    });
+    return r;
   }
 
   /** Rejects a read before anything is sent: closed store, bad key or prefix, bad revision. */

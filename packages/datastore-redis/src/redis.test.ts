@@ -355,3 +355,23 @@ describe('event codec', () => {
     expect(mapError(other)).toBe(other);
   });
 });
+
+describe('RedisDatastore options', () => {
+  it('refuses a durability option that would block forever or outlast its request deadline', () => {
+    const redis = { host: '127.0.0.1', port: 1, lazyConnect: true };
+    expect(
+      () => new RedisDatastore({ redis, waitForReplicas: { replicas: 1, timeoutMs: 0 } }),
+    ).toThrow(/WAIT 0 would block forever/);
+    expect(
+      () =>
+        new RedisDatastore({
+          redis,
+          requestTimeoutMs: 1000,
+          waitForReplicas: { replicas: 1, timeoutMs: 1000 },
+        }),
+    ).toThrow(/timeoutMs < requestTimeoutMs/);
+    expect(
+      () => new RedisDatastore({ redis, waitForReplicas: { replicas: 0, timeoutMs: 10 } }),
+    ).toThrow(/replicas >= 1/);
+  });
+});

@@ -8,8 +8,8 @@ import {
 } from '@calyx/core';
 import { keys, prefixes, type EndpointStatus } from '@calyx/model';
 import { LeaseKeeper } from './lease-keeper.js';
-import { ResourceClient } from './resource-client.js';
-import type { Datastore } from './types.js';
+import { ResourceClient, encodeResource } from './resource-client.js';
+import type { Datastore, TxnOp } from './types.js';
 
 /** What an agent says about one endpoint. */
 export interface EndpointReport {
@@ -83,13 +83,9 @@ export class StatusReporter {
    * backoff) and reports once it can.
    */
   async start(): Promise<void> {
-    try {
-      await this.flushNow();
-    } catch (e) {
-      this.opts.onError?.(e);
-      this.logger.warn({ err: (e as Error).message }, 'status not written yet; retrying');
-      this.task.trigger();
-    }
+    // Through the task like every flush: never two flushes (or two lease grants) at once.
+    this.task.trigger();
+    await this.task.idle();
   }
 
   private baselineLoaded = false;
@@ -111,20 +107,21 @@ export class StatusReporter {
       logger: this.logger,
     });
     await keeper.start();
+    if (this.closed) {
+      // Closed while the grant was in flight: this lease must not outlive us.
+      await keeper.close({ revoke: true }).catch(() => undefined);
+      return;
+    }
     this.keeper = keeper;
     this.hostWritten = undefined;
     void keeper.lost.then((reason) => {
       if (this.closed || this.keeper !== keeper) return;
-      // Expired while we were cut off (or revoked by someone): come back with a new lease.
+      // Expired while we were cut off (or revoked by someone): the next flush takes a new one
+      // and rewrites the liveness record on it.
       this.logger.warn({ reason }, 'liveness lease lost; taking a new one');
-      void this.takeLease().then(
-        () => this.schedule(),
-        (e: unknown) => {
-          this.opts.onError?.(e);
-          this.keeper = undefined;
-          this.schedule();
-        },
-      );
+      this.keeper = undefined;
+      this.hostWritten = undefined;
+      this.task.trigger();
     });
   }
 
@@ -165,63 +162,73 @@ export class StatusReporter {
     await this.task.idle();
   }
 
-  private hostRecord(): string {
-    return JSON.stringify([this.host.inSync, this.desired.size]);
-  }
-
   private async flushNow(): Promise<void> {
     if (this.closed) return;
     this.lastFlushMs = this.clock.now();
     if (!this.baselineLoaded) await this.loadBaseline();
     if (!this.keeper) await this.takeLease();
+    const keeper = this.keeper;
+    if (this.closed || !keeper) return;
     const now = new Date(this.clock.now()).toISOString();
+    // One snapshot of what is reported: report() may change it while we commit.
+    const desired = this.desired;
+    const host = { inSync: this.host.inSync, endpoints: desired.size };
+    const hostKey = JSON.stringify(host);
     const puts: [string, EndpointReport][] = [];
-    for (const [id, r] of this.desired) if (!same(r, this.written.get(id))) puts.push([id, r]);
-    const deletes = [...this.written.keys()].filter((id) => !this.desired.has(id));
-    const host = this.hostRecord();
+    for (const [id, r] of desired) if (!same(r, this.written.get(id))) puts.push([id, r]);
+    const deletes = [...this.written.keys()].filter((id) => !desired.has(id));
     const max = this.opts.maxOpsPerTxn ?? 64;
-    let txn = this.client.txn();
-    let n = 0;
+    let ops: TxnOp[] = [];
     const done: Array<() => void> = [];
     const commit = async () => {
-      if (n === 0) return;
-      await txn.commit();
+      if (ops.length === 0) return;
+      // Plain puts and deletes, no compares: these records are ours alone, and a record
+      // someone else already deleted must not wedge every later flush.
+      await this.store.txn({ compares: [], success: ops });
       for (const f of done.splice(0)) f();
-      txn = this.client.txn();
-      n = 0;
+      ops = [];
     };
     for (const [id, r] of puts) {
-      txn.put('EndpointStatus', {
+      const v = this.client.validate('EndpointStatus', {
         endpointId: id,
         host: this.opts.hostname,
         status: r.status,
         reason: r.reason.slice(0, 1024),
         updatedAt: now,
       });
+      ops.push({
+        type: 'put',
+        key: keys.endpointStatus(this.opts.hostname, id),
+        value: encodeResource(v),
+      });
       done.push(() => this.written.set(id, r));
-      if (++n >= max) await commit();
+      if (ops.length >= max) await commit();
     }
     for (const id of deletes) {
-      txn.delete('EndpointStatus', keys.endpointStatus(this.opts.hostname, id));
+      ops.push({ type: 'delete', key: keys.endpointStatus(this.opts.hostname, id) });
       done.push(() => this.written.delete(id));
-      if (++n >= max) await commit();
+      if (ops.length >= max) await commit();
     }
-    if (host !== this.hostWritten) {
-      txn.put(
-        'HostStatus',
-        {
-          host: this.opts.hostname,
-          agent: this.opts.agent ?? 'agent',
-          version: this.opts.version ?? '',
-          startedAt: this.startedAt,
-          updatedAt: now,
-          inSync: this.host.inSync,
-          endpoints: this.desired.size,
-        },
-        { lease: this.keeper!.id },
-      );
-      done.push(() => (this.hostWritten = host));
-      n++;
+    if (hostKey !== this.hostWritten) {
+      const v = this.client.validate('HostStatus', {
+        host: this.opts.hostname,
+        agent: this.opts.agent ?? 'agent',
+        version: this.opts.version ?? '',
+        startedAt: this.startedAt,
+        updatedAt: now,
+        inSync: host.inSync,
+        endpoints: host.endpoints,
+      });
+      ops.push({
+        type: 'put',
+        key: keys.hostStatus(this.opts.hostname),
+        value: encodeResource(v),
+        lease: keeper.id,
+      });
+      // Only if that lease is still ours: a record on a lease lost meanwhile is rewritten.
+      done.push(() => {
+        if (this.keeper === keeper) this.hostWritten = hostKey;
+      });
     }
     await commit();
     if (puts.length || deletes.length)

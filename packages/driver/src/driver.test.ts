@@ -362,4 +362,39 @@ describe('port status and agent liveness', () => {
     await expect(aborted).rejects.toThrow(/waiting for port p1 to be up/);
     await agent.close({ revoke: true });
   });
+
+  it('reads again when its watch’s history was compacted away', async () => {
+    const { driver, agent, port } = await setup();
+    await port('p1', 'compute-1');
+    // The first watch of the driver's store ends at once with the resync signal.
+    let first = true;
+    let watching!: () => void;
+    const watched = new Promise<void>((r) => (watching = r));
+    const store = driver.store;
+    const compacting = new Proxy(store, {
+      get(target, p, recv) {
+        if (p === 'watch')
+          return (prefix: string, o?: Parameters<typeof store.watch>[1]) => {
+            if (!first) {
+              watching();
+              return target.watch(prefix, o);
+            }
+            first = false;
+            return (async function* () {
+              yield { type: 'resync' as const, reason: 'compacted' as const, compactRevision: 1n };
+            })();
+          };
+        const v = Reflect.get(target, p, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const viaCompacting = new CalyxDriver(compacting);
+    const waiting = viaCompacting.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
+    await watched; // the second watch, after the compacted first one and a second read
+    agent.report(new Map([['p1', { status: 'up', reason: '' }]]), { inSync: true });
+    await agent.flush();
+    expect((await waiting).status).toBe('up');
+    expect(first).toBe(false);
+    await agent.close({ revoke: true });
+  });
 });

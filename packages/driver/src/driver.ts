@@ -680,30 +680,47 @@ export class CalyxDriver {
 
   /**
    * Every port status change on every host, as it happens (from now on), until `signal`
-   * aborts. A deleted report (port gone from its host) comes as `unknown`.
+   * aborts. A deleted report (port gone from its host) comes as `unknown`. Should the watch's
+   * history be compacted away, every current status is delivered again and the watch goes on.
    */
   async *watchPortStatus(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PortStatusEvent> {
     const parse = (key: string) => {
       const m = /^\/calyx\/v1\/status\/([^/]+)\/endpoint\/([^/]+)$/.exec(key);
       return m ? { host: m[1]!, id: m[2]! } : undefined;
     };
-    for await (const ev of this.store.watch(prefixes.status, {
-      prevKv: false,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    })) {
-      if (ev.type === 'resync') continue;
-      const key = ev.type === 'put' ? ev.kv.key : ev.key;
-      const at = parse(key);
-      if (!at) continue;
-      if (ev.type === 'delete') yield statusEvent(at.id, at.host, undefined);
-      else yield statusEvent(at.id, at.host, decodeResource('EndpointStatus', ev.kv).value);
+    let from: bigint | undefined;
+    while (!opts.signal?.aborted) {
+      let resync = false;
+      for await (const ev of this.store.watch(prefixes.status, {
+        prevKv: false,
+        ...(from !== undefined ? { fromRevision: from } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      })) {
+        if (ev.type === 'resync') {
+          resync = true;
+          break;
+        }
+        const key = ev.type === 'put' ? ev.kv.key : ev.key;
+        const at = parse(key);
+        if (!at) continue;
+        if (ev.type === 'delete') yield statusEvent(at.id, at.host, undefined);
+        else yield statusEvent(at.id, at.host, decodeResource('EndpointStatus', ev.kv).value);
+      }
+      if (!resync) return;
+      const now = await this.store.list(prefixes.status);
+      for (const kv of now.items) {
+        const at = parse(kv.key);
+        if (at) yield statusEvent(at.id, at.host, decodeResource('EndpointStatus', kv).value);
+      }
+      from = now.revision + 1n;
     }
   }
 
   /**
    * Resolves once the port's agent reports `wanted` (default `up`: its tap exists and is up,
    * and its routes and rules are programmed), throwing PortStatusTimeoutError after `timeoutMs`.
-   * No polling: one read, then a watch from that read's revision.
+   * No polling: a read, then a watch from that read's revision (read again if the watch's
+   * history is compacted away).
    */
   async waitForPortStatus(
     id: string,
@@ -711,18 +728,6 @@ export class CalyxDriver {
     opts: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<PortStatusEvent> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    const port = await this.locate(id);
-    if (!port) throw new ResourceNotFoundError('Port', id);
-    if (port.value.host === null)
-      throw new HostUnavailableError('(none)', `port ${id} is not bound`);
-    const host = port.value.host;
-    const key = keys.endpointStatus(host, id);
-    // A list, not a get: it also gives the revision to watch on from.
-    const read = await this.store.list(key);
-    const kv = read.items.find((k) => k.key === key);
-    const rev = read.revision;
-    let last = statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined);
-    if (last.status === wanted) return last;
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -732,25 +737,46 @@ export class CalyxDriver {
       timedOut = true;
       stop.abort();
     }, timeoutMs);
+    let last: PortStatusEvent | undefined;
     try {
-      for await (const ev of this.store.watch(key, {
-        fromRevision: rev + 1n,
-        prevKv: false,
-        signal: stop.signal,
-      })) {
-        if (ev.type === 'resync') continue;
-        if (ev.type === 'delete') {
-          if (ev.key === key) last = statusEvent(id, host, undefined);
-        } else if (ev.kv.key === key)
-          last = statusEvent(id, host, decodeResource('EndpointStatus', ev.kv).value);
+      const port = await this.locate(id);
+      if (!port) throw new ResourceNotFoundError('Port', id);
+      if (port.value.host === null)
+        throw new HostUnavailableError('(none)', `port ${id} is not bound`);
+      const host = port.value.host;
+      const key = keys.endpointStatus(host, id);
+      while (!stop.signal.aborted) {
+        // A list, not a get: it also gives the revision to watch on from.
+        const read = await this.store.list(key);
+        const kv = read.items.find((k) => k.key === key);
+        last = statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined);
         if (last.status === wanted) return last;
+        for await (const ev of this.store.watch(key, {
+          fromRevision: read.revision + 1n,
+          prevKv: false,
+          signal: stop.signal,
+        })) {
+          if (ev.type === 'resync') break; // history gone: read again
+          if (ev.type === 'delete') {
+            if (ev.key === key) last = statusEvent(id, host, undefined);
+          } else if (ev.kv.key === key)
+            last = statusEvent(id, host, decodeResource('EndpointStatus', ev.kv).value);
+          if (last.status === wanted) return last;
+        }
       }
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       stop.abort();
     }
-    if (timedOut) throw new PortStatusTimeoutError(id, wanted, last.status, last.reason, timeoutMs);
+    if (timedOut)
+      throw new PortStatusTimeoutError(
+        id,
+        wanted,
+        last?.status ?? 'unknown',
+        last?.reason ?? '',
+        timeoutMs,
+      );
     throw new AbortedError(`waiting for port ${id} to be ${wanted}`);
   }
 
