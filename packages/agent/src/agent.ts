@@ -251,16 +251,7 @@ export class Agent {
 
   /** Starts following the datastore; resolves once the dataplane has been programmed from a complete view. */
   async start(): Promise<void> {
-    if (this.config.health) {
-      this.health = new HealthServer({
-        ...this.config.health,
-        registry: this.metrics.registry,
-        live: () => this.live(),
-        ready: () => this.ready(),
-        logger: this.logger,
-      });
-      await this.health.start();
-    }
+    this.health = await HealthServer.serve(this.config.health, this, this.logger);
     try {
       await this.status.start();
       await this.loop.start();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { ResourceClient, type Datastore, type TxnRequest } from '@calyx/datastore';
+import { interceptDatastore } from '@calyx/datastore/testing';
 import type { CommandRunner } from '@calyx/dataplane';
 import { keys, type EndpointStatus, type InputOf } from '@calyx/model';
 import type { CalyxctlIo } from './context.js';
@@ -133,15 +134,10 @@ export function intercepted(
   before: (req: TxnRequest, n: number) => Promise<void>,
 ): Datastore {
   let n = 0;
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'txn')
-        return async (req: TxnRequest) => {
-          await before(req, ++n);
-          return target.txn(req);
-        };
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  return interceptDatastore(store, (inner) => ({
+    txn: async (req: TxnRequest) => {
+      await before(req, ++n);
+      return inner.txn(req);
     },
-  });
+  }));
 }

@@ -11,19 +11,14 @@ import {
   type Datastore,
   type LeaseId,
 } from '@calyx/datastore';
+import { interceptDatastore } from '@calyx/datastore/testing';
 import { MemoryDatastore, MemoryEngine } from './index.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
 /** A client whose keepalives never reach the store, though it believes they did: a zombie. */
 function zombie(store: Datastore): Datastore {
-  return new Proxy(store, {
-    get(target, p, recv) {
-      if (p === 'keepAliveLease') return async (_id: LeaseId) => 30;
-      const v = Reflect.get(target, p, recv) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  return interceptDatastore(store, () => ({ keepAliveLease: async (_id: LeaseId) => 30 }));
 }
 
 describe('LeaderElection and FencedDatastore', () => {

@@ -7,6 +7,7 @@ import {
   type Datastore,
   type EndpointReport,
 } from '@calyx/datastore';
+import { interceptDatastore } from '@calyx/datastore/testing';
 import { keys, prefixes } from '@calyx/model';
 import { MemoryDatastore, MemoryEngine } from './index.js';
 
@@ -17,17 +18,12 @@ const tick = async (n = 5) => {
 /** Counts transactions, so coalescing and batching can be asserted. */
 function counting(store: Datastore): { store: Datastore; txns: () => number } {
   let txns = 0;
-  const proxy = new Proxy(store, {
-    get(target, p, recv) {
-      if (p === 'txn')
-        return (req: Parameters<Datastore['txn']>[0]) => {
-          txns++;
-          return target.txn(req);
-        };
-      const v = Reflect.get(target, p, recv) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  const proxy = interceptDatastore(store, (inner) => ({
+    txn: (req) => {
+      txns++;
+      return inner.txn(req);
     },
-  });
+  }));
   return { store: proxy, txns: () => txns };
 }
 
@@ -196,16 +192,13 @@ describe('StatusReporter', () => {
   it('starts while the datastore is unreachable and reports once it is back', async () => {
     const { clock, store, client, statuses } = setup();
     let down = true;
-    const flaky = new Proxy(store, {
-      get(target, p, recv) {
-        const v = Reflect.get(target, p, recv) as unknown;
-        if (typeof v !== 'function') return v;
-        return (...args: unknown[]) => {
-          if (down) return Promise.reject(new UnavailableError('etcd is down'));
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+    const unreachable = () => Promise.reject(new UnavailableError('etcd is down'));
+    const flaky = interceptDatastore(store, (inner) => ({
+      list: (...a) => (down ? unreachable() : inner.list(...a)),
+      txn: (...a) => (down ? unreachable() : inner.txn(...a)),
+      grantLease: (...a) => (down ? unreachable() : inner.grantLease(...a)),
+      keepAliveLease: (...a) => (down ? unreachable() : inner.keepAliveLease(...a)),
+    }));
     const errors: unknown[] = [];
     const r = new StatusReporter(flaky, { hostname: 'h1', clock, onError: (e) => errors.push(e) });
     await r.start(); // does not throw
@@ -244,17 +237,12 @@ describe('StatusReporter', () => {
   it('writes the host record it snapshotted, and catches up with a report made meanwhile', async () => {
     const { clock, store, client } = setup();
     let releaseTxn: (() => void) | undefined;
-    const slow = new Proxy(store, {
-      get(target, p, recv) {
-        if (p === 'txn')
-          return async (req: Parameters<Datastore['txn']>[0]) => {
-            if (releaseTxn === undefined) await new Promise<void>((res) => (releaseTxn = res));
-            return target.txn(req);
-          };
-        const v = Reflect.get(target, p, recv) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    const slow = interceptDatastore(store, (inner) => ({
+      txn: async (req) => {
+        if (releaseTxn === undefined) await new Promise<void>((res) => (releaseTxn = res));
+        return inner.txn(req);
       },
-    });
+    }));
     const r = new StatusReporter(slow, { hostname: 'h1', clock, flushIntervalMs: 0 });
     const started = r.start();
     r.report(new Map([['p1', up]]), { inSync: true }); // lands while the first flush commits

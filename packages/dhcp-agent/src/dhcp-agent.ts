@@ -166,16 +166,13 @@ export class DhcpAgent {
 
   /** Resolves once dnsmasq serves this host's ports; keeps it alive (restarted if it dies). */
   async start(): Promise<void> {
-    if (this.config.health) {
-      this.health = new HealthServer({
-        ...this.config.health,
-        registry: this.metrics.registry,
-        live: () => this.live(),
-        ready: () => this.ready(),
-      });
-      await this.health.start();
+    this.health = await HealthServer.serve(this.config.health, this);
+    try {
+      await this.loop.start();
+    } catch (e) {
+      await this.health?.close();
+      throw e;
     }
-    await this.loop.start();
     this.watchdog = this.dnsmasq.watch(this.loop.signal);
   }
 

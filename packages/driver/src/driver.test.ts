@@ -3,6 +3,7 @@ import { Container } from 'inversify';
 import { ManualClock } from '@calyx/core';
 import { MemoryDatastore, MemoryEngine, createMemoryDatastore } from '@calyx/datastore-memory';
 import { StatusReporter, datastoreModule } from '@calyx/datastore';
+import { interceptDatastore } from '@calyx/datastore/testing';
 import { ValidationError, keys } from '@calyx/model';
 import {
   AddressInUseError,
@@ -370,24 +371,18 @@ describe('port status and agent liveness', () => {
     let first = true;
     let watching!: () => void;
     const watched = new Promise<void>((r) => (watching = r));
-    const store = driver.store;
-    const compacting = new Proxy(store, {
-      get(target, p, recv) {
-        if (p === 'watch')
-          return (prefix: string, o?: Parameters<typeof store.watch>[1]) => {
-            if (!first) {
-              watching();
-              return target.watch(prefix, o);
-            }
-            first = false;
-            return (async function* () {
-              yield { type: 'resync' as const, reason: 'compacted' as const, compactRevision: 1n };
-            })();
-          };
-        const v = Reflect.get(target, p, recv) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    const compacting = interceptDatastore(driver.store, (inner) => ({
+      watch: (prefix, o) => {
+        if (!first) {
+          watching();
+          return inner.watch(prefix, o);
+        }
+        first = false;
+        return (async function* () {
+          yield { type: 'resync' as const, reason: 'compacted' as const, compactRevision: 1n };
+        })();
       },
-    });
+    }));
     const viaCompacting = new CalyxDriver(compacting);
     const waiting = viaCompacting.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
     await watched; // the second watch, after the compacted first one and a second read

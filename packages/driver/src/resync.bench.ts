@@ -1,6 +1,7 @@
 import { Etcd3, type Namespace } from 'etcd3';
 import { median, result, type BenchmarkResult, type BenchmarkSuite } from '@calyx/bench';
 import type { Datastore, TxnRequest } from '@calyx/datastore';
+import { interceptDatastore } from '@calyx/datastore/testing';
 import { createMemoryDatastore } from '@calyx/datastore-memory';
 import { EtcdDatastore } from '@calyx/datastore-etcd';
 import { checkIpam } from '@calyx/ipam';
@@ -199,20 +200,15 @@ export async function datastoreState(
  */
 export function beforeFirstTxn(inner: Datastore, inject: () => Promise<void>): Datastore {
   let fired = false;
-  return new Proxy(inner, {
-    get(t, prop) {
-      if (prop === 'txn')
-        return async (req: TxnRequest) => {
-          if (!fired) {
-            fired = true;
-            await inject();
-          }
-          return t.txn(req);
-        };
-      const v = Reflect.get(t, prop, t) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+  return interceptDatastore(inner, (store) => ({
+    txn: async (req: TxnRequest) => {
+      if (!fired) {
+        fired = true;
+        await inject();
+      }
+      return store.txn(req);
     },
-  });
+  }));
 }
 
 // ------------------------------------------------------------------ the benchmark

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryDatastore, type MemoryDatastore } from '@calyx/datastore-memory';
 import { ResourceClient } from '@calyx/datastore';
+import { interceptDatastore } from '@calyx/datastore/testing';
 import { parseResource, type Subnet } from '@calyx/model';
 import { cidrContains, parseCidr, parseIP } from '@calyx/netaddr';
 import {
@@ -259,17 +260,12 @@ describe('Ipam.assignMany', () => {
     const unique = new Set(reqs.slice(0, 300).map((r) => r.ip));
     expect(unique.size).toBe(300);
     let txns = 0;
-    const counted = new Proxy(store, {
-      get(t, p, recv) {
-        if (p === 'txn')
-          return (req: Parameters<typeof store.txn>[0]) => {
-            txns++;
-            return t.txn(req);
-          };
-        const v = Reflect.get(t, p, recv) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    const counted = interceptDatastore(store, (inner) => ({
+      txn: (req) => {
+        txns++;
+        return inner.txn(req);
       },
-    });
+    }));
     const out = await new Ipam(counted).assignMany(reqs);
     const ok = out.slice(0, 300);
     expect(ok.every((r) => !(r instanceof Error))).toBe(true);

@@ -38,6 +38,31 @@ export class HealthServer {
     this.logger = (opts.logger ?? silentLogger).child({ component: 'health' });
   }
 
+  /**
+   * Serves a program's checks and metrics at `address`, started; undefined when the program
+   * is configured without one.
+   */
+  static async serve(
+    address: { host: string; port: number } | undefined,
+    program: {
+      readonly metrics: { readonly registry: Registry };
+      live: HealthCheck;
+      ready: HealthCheck;
+    },
+    logger?: Logger,
+  ): Promise<HealthServer | undefined> {
+    if (!address) return undefined;
+    const server = new HealthServer({
+      ...address,
+      registry: program.metrics.registry,
+      live: () => program.live(),
+      ready: () => program.ready(),
+      ...(logger ? { logger } : {}),
+    });
+    await server.start();
+    return server;
+  }
+
   /** Listens; resolves with the bound address (the real port when asked for 0). */
   async start(): Promise<{ host: string; port: number }> {
     if (this.server) throw new Error('HealthServer already started');
