@@ -7,7 +7,14 @@ import { RecordingRunner } from '@calyx/dataplane';
 import { createMemoryDatastore, type MemoryDatastore } from '@calyx/datastore-memory';
 import { GapInjectingDatastore } from '@calyx/datastore/testing';
 import { ResourceClient } from '@calyx/datastore';
+import { eventually } from '@calyx/core/testing';
 import { agentConfig, createAgent, type Agent } from './index.js';
+
+/** Waits for the reconcile that follows a change (counted from `before`) to finish. */
+async function reconciledOnce(agent: Agent, before: number): Promise<void> {
+  await eventually(() => agent.stats.reconciles > before, { what: 'a reconcile' });
+  await agent.idle();
+}
 
 /** A host with one tap and the gateway interface, answering the programmers' reads. */
 function fakeHost(): RecordingRunner {
@@ -119,9 +126,9 @@ describe('Agent (recorded dataplane)', () => {
     expect(live?.lease).not.toBeNull();
     expect(agent.ready()).toEqual({ ok: true, reasons: [] });
     // A port leaving the host takes its status record with it.
+    const before = agent.stats.reconciles;
     await c.delete('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-2');
-    await new Promise((r) => setTimeout(r, 20));
-    await agent.idle();
+    await reconciledOnce(agent, before);
     await agent.status.flush();
     expect(Object.keys(await statuses()).sort()).toEqual(['port-1', 'port-3']);
   });
@@ -135,9 +142,9 @@ describe('Agent (recorded dataplane)', () => {
     );
     await agent.start();
     runner.clear();
+    const before = agent.stats.reconciles;
     await new ResourceClient(store).delete('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-1');
-    await new Promise((r) => setTimeout(r, 20));
-    await agent.idle();
+    await reconciledOnce(agent, before);
     expect(batches(runner)).toEqual([
       'route del 10.65.0.10/32 dev tapport-1 proto 80\nneigh del 10.65.0.10 dev tapport-1\naddress del 10.65.0.1/32 dev calyx-gw\n',
     ]);
@@ -166,13 +173,13 @@ describe('Agent (recorded dataplane)', () => {
     expect(restore).toBeLessThan(order.indexOf('ip -force -batch'));
     expect(runner.callsOf('iptables-restore')[0]!.input).toContain(':calyx-tw-tapport-1 - [0:0]');
     runner.clear();
+    const before = agent.stats.reconciles;
     const sg = (await c.get('SecurityGroup', '/calyx/v1/securitygroup/web'))!;
     await c.update('SecurityGroup', {
       ...sg.value,
       rules: [{ direction: 'ingress', protocol: 'tcp', portRangeMin: 443 }],
     });
-    await new Promise((r) => setTimeout(r, 20));
-    await agent.idle();
+    await reconciledOnce(agent, before);
     const inputs = runner.callsOf('iptables-restore').map((x) => x.input ?? '');
     expect(inputs).toHaveLength(1);
     const declared = inputs[0]!.split('\n').filter((l) => l.startsWith(':'));
@@ -191,9 +198,9 @@ describe('Agent (recorded dataplane)', () => {
     );
     await agent.start();
     runner.clear();
+    const before = agent.stats.reconciles;
     clock.advance(10_000);
-    await new Promise((r) => setTimeout(r, 20));
-    await agent.idle();
+    await reconciledOnce(agent, before);
     expect(stateReads(runner)).toHaveLength(1);
     expect(agent.stats.reconciles).toBeGreaterThanOrEqual(2);
   });

@@ -178,13 +178,17 @@ describeIntegration(
     });
 
     it('restarts a dnsmasq that dies, and a restarted programmer adopts the running one', async () => {
+      const pid = dnsmasq.pids().get('calyx')!;
+      expect(dnsmasq.notRunning()).toEqual([]);
+      process.kill(pid, 'SIGKILL');
+      // What readiness reports until the watchdog has restarted it.
+      await eventually(() => dnsmasq.notRunning().includes('calyx'), { what: 'death noticed' });
       const ac = new AbortController();
       const watching = dnsmasq.watch(ac.signal, 100);
-      const pid = dnsmasq.pids().get('calyx')!;
-      process.kill(pid, 'SIGKILL');
       await eventually(() => (dnsmasq.pids().get('calyx') ?? pid) !== pid, {
         what: 'dnsmasq restarted',
       });
+      expect(dnsmasq.notRunning()).toEqual([]);
       ac.abort();
       await watching;
       expect((await clients.obtain(vms.get(12)!, 'udhcpc')).ip).toBe('10.65.0.12');

@@ -60,6 +60,8 @@ interface Running {
   inDirs: Set<string>;
   memo: Map<string, [string, string, string]>;
   pid: number | undefined;
+  /** Meant to be running: set when started or adopted, cleared when stopped on purpose. */
+  wanted: boolean;
   /** The gateway addresses last seen/put on the interface (undefined: read it again). */
   addresses: string | undefined;
 }
@@ -135,6 +137,14 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
     return new Map(
       [...this.instances].filter(([, r]) => alive(r.pid)).map(([n, r]) => [n, r.pid!]),
     );
+  }
+
+  /**
+   * Instances that should be serving and are not: died (until the watchdog restarts them), or
+   * being (re)started. Instances stopped on purpose (removed, or not yet started) are not listed.
+   */
+  notRunning(): string[] {
+    return [...this.instances].filter(([, r]) => r.wanted && !alive(r.pid)).map(([n]) => n);
   }
 
   private ip(args: string[], okExitCodes?: number[]) {
@@ -333,6 +343,7 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
   }
 
   private async start(run: Running): Promise<void> {
+    run.wanted = true;
     const p = this.paths(run.instance.name);
     const { uid, gid } = await this.ids();
     await mkdir(p.dir, { recursive: true, mode: 0o755 });
@@ -356,6 +367,7 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
   }
 
   private async stop(run: Running): Promise<void> {
+    run.wanted = false;
     const pid = run.pid;
     if (!alive(pid)) return;
     process.kill(pid, 'SIGTERM');
@@ -386,6 +398,7 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
         argv,
         files: undefined,
         pid,
+        wanted: true,
         addresses: undefined,
         inDirs: new Set(),
         memo: new Map(),
@@ -442,6 +455,7 @@ export class DnsmasqProgrammer implements Programmer<DnsmasqInstance[]> {
           argv,
           files: undefined,
           pid: undefined,
+          wanted: false,
           addresses: undefined,
           inDirs: new Set(),
           memo: new Map(),

@@ -20,6 +20,12 @@ const commands = ['ip', 'bird', 'birdc', 'ping', 'sysctl', 'grep', 'iptables-res
 const TTL_SECONDS = 3;
 const AGENT_BIN = fileURLToPath(new URL('../../agent/dist/bin/calyx-agent.js', import.meta.url));
 
+/** A health endpoint's answer; the body carries the reasons when it is not 200. */
+async function check(addr: { port: number }, path: '/livez' | '/readyz') {
+  const res = await fetch(`http://127.0.0.1:${addr.port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
 async function scrape(addr: { host: string; port: number }): Promise<PrometheusSample[]> {
   const res = await fetch(`http://${addr.host}:${addr.port}/metrics`);
   expect(res.status).toBe(200);
@@ -126,13 +132,15 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
       });
 
       it('serves /livez, /readyz and /metrics (parsed) from the agent and the DHCP agent', async () => {
-        const vm = await cluster.addVm('compute-1', { name: 'vm-metrics', dhcp: false });
+        // By DHCP: the lease shows the DHCP agent has caught up with this port.
+        const vm = await cluster.addVm('compute-1', { name: 'vm-metrics' });
         await cluster.waitForBgp();
         const agent = cluster.agents.get('compute-1')!;
         const addr = agent.healthAddress!;
         expect(addr.host).toBe('127.0.0.1');
-        expect((await fetch(`http://127.0.0.1:${addr.port}/livez`)).status).toBe(200);
-        expect((await fetch(`http://127.0.0.1:${addr.port}/readyz`)).status).toBe(200);
+        await agent.idle();
+        expect(await check(addr, '/livez')).toEqual({ status: 200, body: 'ok\n' });
+        expect(await check(addr, '/readyz')).toEqual({ status: 200, body: 'ok\n' });
         const m = await scrape(addr);
         expect(value(m, 'calyx_endpoints', { status: 'up', host: 'compute-1' })).toBe(
           agent.status.counts().up,
@@ -159,7 +167,8 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
         }
         const dhcp = cluster.dhcpAgents.get('compute-1')!;
         const d = dhcp.healthAddress!;
-        expect((await fetch(`http://127.0.0.1:${d.port}/readyz`)).status).toBe(200);
+        await dhcp.idle();
+        expect(await check(d, '/readyz')).toEqual({ status: 200, body: 'ok\n' });
         const dm = await scrape(d);
         expect(value(dm, 'calyx_dnsmasq_instances')).toBe(1);
         expect(value(dm, 'calyx_dhcp_hosts')).toBeGreaterThanOrEqual(1);

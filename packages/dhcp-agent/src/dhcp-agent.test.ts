@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { eventually } from '@calyx/core/testing';
 import { Container, ContainerModule } from 'inversify';
 import { CLOCK, LOGGER, silentLogger, systemClock } from '@calyx/core';
 import { ResourceClient, datastoreModule } from '@calyx/datastore';
@@ -11,6 +12,14 @@ class FakeDnsmasq {
   async apply(d: DnsmasqInstance[]) {
     this.applied.push(d);
     return { changes: 1, durationMs: 0 };
+  }
+  /** What the programmer says should serve and does not. */
+  down: string[] = [];
+  notRunning() {
+    return this.down;
+  }
+  pids() {
+    return new Map<string, number>();
   }
   invalidate() {}
   async watch(signal: AbortSignal) {
@@ -67,9 +76,12 @@ describe('DhcpAgent', () => {
       mac: 'fa:16:3e:00:00:03',
       fixedIps: [{ subnetId: 's1', ipAddress: '10.65.0.12' }],
     });
-    await new Promise((r) => setTimeout(r, 20));
-    await agent.idle();
+    await eventually(() => fake.applied.length === 2, { what: 'the new port applied' });
     expect(fake.applied.at(-1)![0]!.hosts.map((h) => h.ip)).toEqual(['10.65.0.10', '10.65.0.12']);
+    // Ready while everything it runs serves; not while a dnsmasq is down, and says which.
+    expect(agent.ready()).toEqual({ ok: true, reasons: [] });
+    fake.down = ['calyx'];
+    expect(agent.ready()).toEqual({ ok: false, reasons: ['dnsmasq calyx is not running'] });
     await agent.close();
     await store.close();
   });

@@ -141,17 +141,15 @@ export class DhcpAgent {
     return livenessOf(this.closed);
   }
 
-  /** `/readyz`: in sync, dnsmasq programmed, and every dnsmasq it needs running. */
+  /** `/readyz`: in sync, dnsmasq programmed, and every dnsmasq it runs serving. */
   ready(): CheckResult {
-    const running = this.dnsmasq.pids();
     return readinessOf({
       closed: this.closed,
       inSync: this.loop.stats.inSync,
       reconciles: this.loop.stats.reconciles,
       failures: { dnsmasq: this.applyError },
-      more: this.lastDesired
-        .filter((i) => !running.has(i.name))
-        .map((i) => `dnsmasq ${i.name} is not running`),
+      // Not the last desired set: an instance being removed on purpose is no reason.
+      more: this.dnsmasq.notRunning().map((name) => `dnsmasq ${name} is not running`),
     });
   }
 
