@@ -121,6 +121,10 @@ describe('Agent (recorded dataplane)', () => {
       'port-2': 'down: interface tapport-2 does not exist',
       'port-3': 'down: administratively down',
     });
+    // Each report names the revision of the endpoint it is about.
+    const p1 = (await c.get('Endpoint', '/calyx/v1/host/compute-1/endpoint/port-1'))!;
+    const s1 = await c.get('EndpointStatus', '/calyx/v1/status/compute-1/endpoint/port-1');
+    expect(s1?.value.endpointRevision).toBe(String(p1.modRevision));
     const live = await c.get('HostStatus', '/calyx/v1/status/compute-1/liveness');
     expect(live?.value).toMatchObject({ host: 'compute-1', inSync: true, endpoints: 3 });
     expect(live?.lease).not.toBeNull();
@@ -131,6 +135,26 @@ describe('Agent (recorded dataplane)', () => {
     await reconciledOnce(agent, before);
     await agent.status.flush();
     expect(Object.keys(await statuses()).sort()).toEqual(['port-1', 'port-3']);
+  });
+
+  it('says in its liveness record when it loses sync, and again when it is back', async () => {
+    const runner = fakeHost();
+    const gappy = new GapInjectingDatastore(store);
+    const c = new ResourceClient(store);
+    agent = createAgent(
+      gappy,
+      agentConfig({ hostname: 'compute-1', stateDir, resyncIntervalMs: 0, statusFlushMs: 0 }),
+      { runner },
+    );
+    await agent.start();
+    const inSync = async () =>
+      (await c.get('HostStatus', '/calyx/v1/status/compute-1/liveness'))?.value.inSync;
+    await eventually(async () => (await inSync()) === true, { what: 'in sync reported' });
+    gappy.freeze(); // the watch loses its history; the re-read is held
+    await eventually(async () => (await inSync()) === false, { what: 'out of sync reported' });
+    expect(agent.ready().reasons).toContain('datastore view not in sync yet');
+    gappy.thaw();
+    await eventually(async () => (await inSync()) === true, { what: 'back in sync reported' });
   });
 
   it('applies only the difference for a change, and leaves BIRD alone when BGP inputs did not change', async () => {

@@ -7,7 +7,6 @@ import {
   type Datastore,
   type EndpointReport,
   type ReconcilerStats,
-  type ResourceCache,
 } from '@calyx/datastore';
 import { prefixes, type Endpoint, type Kind } from '@calyx/model';
 import {
@@ -17,6 +16,7 @@ import {
   localEndpoints,
   viewOf,
   type DesiredRoutes,
+  type ResourceView,
 } from '@calyx/calc';
 import type { IptablesDesired, IptablesProgrammer } from '@calyx/dataplane-iptables';
 import {
@@ -110,6 +110,8 @@ export class Agent {
       resyncIntervalMs: config.resyncIntervalMs,
       logger: this.logger,
       clock,
+      // Operators see it in the liveness record while the agent holds its dataplane.
+      onSyncLost: () => this.status.reportHost({ inSync: false }),
       onResync: () => {
         this.routes.invalidate();
         this.bird.invalidate();
@@ -118,9 +120,13 @@ export class Agent {
       reconcile: async (cache, what) => {
         // The endpoints this run programs, as they are now: the cache moves on while it runs,
         // and an endpoint that arrives meanwhile is reported after the next run, not guessed at.
-        const endpoints = localEndpoints(viewOf(cache), config.hostname);
+        const view = viewOf(cache);
+        const endpoints = localEndpoints(view, config.hostname).map((e) => ({
+          endpoint: e,
+          revision: cache.modRevisionOf('Endpoint', e.id),
+        }));
         try {
-          await this.reconcile(cache, what);
+          await this.reconcile(view, what);
         } finally {
           this.reportStatus(endpoints);
         }
@@ -204,11 +210,13 @@ export class Agent {
    * Each local endpoint's status: up only when its interface exists, is up, its routes are in
    * and (with security groups) its policy is programmed; down or error with the reason otherwise.
    */
-  private reportStatus(endpoints: readonly Endpoint[]): void {
+  private reportStatus(
+    endpoints: readonly { endpoint: Endpoint; revision: bigint | undefined }[],
+  ): void {
     const routeState = this.routes.status;
     const policyReady = !this.config.securityGroups || (this.policyInPlace && !this.policyDirty);
     const out = new Map<string, EndpointReport>();
-    for (const e of endpoints) {
+    for (const { endpoint: e, revision } of endpoints) {
       let r: EndpointReport;
       if (!e.adminStateUp) r = { status: 'down', reason: 'administratively down' };
       else if (this.routesError) r = { status: 'error', reason: `routes: ${this.routesError}` };
@@ -223,7 +231,7 @@ export class Agent {
         else if (!policyReady) r = { status: 'down', reason: 'policy not programmed yet' };
         else r = { status: 'up', reason: '' };
       }
-      out.set(e.id, r);
+      out.set(e.id, revision === undefined ? r : { ...r, endpointRevision: revision });
     }
     this.status.report(out, {
       inSync: this.loop.stats.inSync && !this.routesError && !this.policyError,
@@ -275,12 +283,11 @@ export class Agent {
   }
 
   private async reconcile(
-    cache: ResourceCache,
+    view: ResourceView,
     what: { changed: ReadonlySet<Kind>; full: boolean },
   ): Promise<void> {
     if (what.full || [...what.changed].some((k) => BGP_KINDS.has(k))) this.bgpDirty = true;
     if (what.full || [...what.changed].some((k) => POLICY_KINDS.has(k))) this.policyDirty = true;
-    const view = viewOf(cache);
     const policy = async (): Promise<void> => {
       if (!this.policyDirty || !this.config.securityGroups) return;
       this.policyDirty = false;

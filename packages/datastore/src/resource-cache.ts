@@ -16,7 +16,10 @@ export interface CacheUpdate {
  */
 export class ResourceCache {
   private readonly byKey = new Map<string, { kind: Kind; id: string }>();
-  private readonly byKind = new Map<Kind, Map<string, { key: string; value: unknown }>>();
+  private readonly byKind = new Map<
+    Kind,
+    Map<string, { key: string; value: unknown; modRevision: bigint }>
+  >();
 
   apply(changes: readonly SyncerChange[]): CacheUpdate {
     const kinds = new Set<Kind>();
@@ -43,7 +46,7 @@ export class ResourceCache {
       this.byKey.set(c.key, { kind, id });
       let m = this.byKind.get(kind);
       if (!m) this.byKind.set(kind, (m = new Map()));
-      m.set(id, { key: c.key, value });
+      m.set(id, { key: c.key, value, modRevision: c.kv.modRevision });
       kinds.add(kind);
     }
     return { kinds, invalid };
@@ -69,6 +72,11 @@ export class ResourceCache {
 
   get<K extends Kind>(kind: K, id: string): ResourceOf<K> | undefined {
     return this.byKind.get(kind)?.get(id)?.value as ResourceOf<K> | undefined;
+  }
+
+  /** The revision that last changed a resource (its record's modRevision). */
+  modRevisionOf(kind: Kind, id: string): bigint | undefined {
+    return this.byKind.get(kind)?.get(id)?.modRevision;
   }
 
   size(kind: Kind): number {

@@ -15,6 +15,8 @@ import type { Datastore, TxnOp } from './types.js';
 export interface EndpointReport {
   status: EndpointStatus['status'];
   reason: string;
+  /** The revision of the Endpoint record the report is about (see EndpointStatus). */
+  endpointRevision?: bigint;
 }
 
 export interface StatusReporterOptions {
@@ -35,7 +37,11 @@ export interface StatusReporterOptions {
 }
 
 const same = (a: EndpointReport | undefined, b: EndpointReport | undefined) =>
-  a !== undefined && b !== undefined && a.status === b.status && a.reason === b.reason;
+  a !== undefined &&
+  b !== undefined &&
+  a.status === b.status &&
+  a.reason === b.reason &&
+  a.endpointRevision === b.endpointRevision;
 
 /**
  * Writes an agent's endpoint statuses and its lease-backed liveness record. Reports are
@@ -96,7 +102,13 @@ export class StatusReporter {
     });
     for (const { value } of existing.items)
       if (!this.written.has(value.endpointId))
-        this.written.set(value.endpointId, { status: value.status, reason: value.reason });
+        this.written.set(value.endpointId, {
+          status: value.status,
+          reason: value.reason,
+          ...(value.endpointRevision !== undefined
+            ? { endpointRevision: BigInt(value.endpointRevision) }
+            : {}),
+        });
     this.baselineLoaded = true;
   }
 
@@ -128,6 +140,12 @@ export class StatusReporter {
   /** The whole current picture: every local endpoint's status, and whether the agent is in sync. */
   report(endpoints: ReadonlyMap<string, EndpointReport>, host: { inSync: boolean }): void {
     this.desired = new Map(endpoints);
+    this.host = { ...host };
+    this.schedule();
+  }
+
+  /** Only the host's side changed (the endpoints' statuses stay as last reported). */
+  reportHost(host: { inSync: boolean }): void {
     this.host = { ...host };
     this.schedule();
   }
@@ -194,6 +212,9 @@ export class StatusReporter {
         host: this.opts.hostname,
         status: r.status,
         reason: r.reason.slice(0, 1024),
+        ...(r.endpointRevision !== undefined
+          ? { endpointRevision: r.endpointRevision.toString() }
+          : {}),
         updatedAt: now,
       });
       ops.push({

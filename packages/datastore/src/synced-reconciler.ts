@@ -23,6 +23,8 @@ export interface SyncedReconcilerOptions {
   ): Promise<void>;
   /** Called on the periodic resync, before the reconcile it triggers (forget cached dataplane state). */
   onResync?(): void;
+  /** Called when the view stops being complete (the dataplane is held until it is again). */
+  onSyncLost?(reason: string): void;
   /** Re-read the dataplane this often (ms); 0 disables. */
   resyncIntervalMs: number;
   logger?: Logger;
@@ -131,7 +133,9 @@ export class SyncedReconciler {
           this.task.trigger();
         } else {
           // Keep the dataplane as it is; reconcile again once the view is complete.
+          const was = this.stats.inSync;
           this.stats.inSync = false;
+          if (was) this.opts.onSyncLost?.(m.reason);
           this.logger.warn(
             { reason: m.reason },
             'datastore view incomplete; holding the dataplane until in sync',

@@ -114,6 +114,21 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
         // …and "up" means reachable: the first single ping from its host gets an answer.
         expect(await bed.ping(host, ip)).toBe(true);
         expect(await bed.ping(vm, PRIVATE_SUBNET.gateway)).toBe(true);
+        // Deleted and created again under the same id (an orchestrator retrying): the "up"
+        // left from the first port is stale, and only the report about the new one counts.
+        await driver.deletePort(port.id);
+        await driver.createPort({
+          id: port.id,
+          host: 'compute-1',
+          networkId: NETWORK_ID,
+          mac: port.mac,
+          fixedIps: [{ subnetId: PRIVATE_SUBNET.id, ipAddress: ip }],
+          securityGroupIds: [OPEN_GROUP],
+        });
+        const again = await driver.waitForPortStatus(port.id, 'up', { timeoutMs: 10_000 });
+        expect(again).toMatchObject({ stale: false, reportedRevision: again.portRevision });
+        expect(again.portRevision).toBeGreaterThan((await up).portRevision);
+        expect(await bed.ping(host, ip)).toBe(true);
         // The VM goes away with its tap: down again.
         await bed.removeVm(vm);
         // (The kernel may first take the tap down, then delete it: "is down", then "does not exist".)

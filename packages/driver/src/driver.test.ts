@@ -343,6 +343,50 @@ describe('port status and agent liveness', () => {
     await agent.close({ revoke: true });
   });
 
+  it('does not take a report about an earlier port (deleted and created again) for the current one', async () => {
+    const { clock, driver, agent, port } = await setup();
+    const first = await port('p1', 'compute-1');
+    const rev1 = (await driver.getPortStatus('p1')).portRevision;
+    const upFor = (revision: bigint) =>
+      new Map([['p1', { status: 'up' as const, reason: '', endpointRevision: revision }]]);
+    agent.report(upFor(rev1), { inSync: true });
+    await agent.flush();
+    expect(await driver.getPortStatus('p1')).toMatchObject({
+      status: 'up',
+      reportedRevision: rev1,
+      portRevision: rev1,
+      stale: false,
+    });
+    expect(first.id).toBe('p1');
+    // Deleted and created again before the agent noticed: its last report is still there.
+    await driver.deletePort('p1');
+    await port('p1', 'compute-1');
+    const now = await driver.getPortStatus('p1');
+    expect(now).toMatchObject({ status: 'up', reportedRevision: rev1, stale: true });
+    expect(now.portRevision).toBeGreaterThan(rev1);
+    const waiting = driver.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
+    let settled = false;
+    void waiting.then(() => (settled = true));
+    // Another report about the old port changes nothing…
+    agent.report(new Map([['p1', { status: 'up', reason: 'again', endpointRevision: rev1 }]]), {
+      inSync: true,
+    });
+    clock.advance(100);
+    await agent.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    // …the one about the new port is what it waited for.
+    agent.report(upFor(now.portRevision), { inSync: true });
+    clock.advance(100);
+    await agent.flush();
+    expect(await waiting).toMatchObject({
+      status: 'up',
+      reportedRevision: now.portRevision,
+      stale: false,
+    });
+    await agent.close({ revoke: true });
+  });
+
   it('says what it last saw when a port does not come up in time', async () => {
     const { driver, agent, port } = await setup();
     await port('p1', 'compute-1');

@@ -91,6 +91,22 @@ export interface PortStatusEvent {
   status: EndpointStatus['status'] | 'unknown';
   reason: string;
   updatedAt: string | undefined;
+  /**
+   * The port revision (its Endpoint record's modRevision) the report describes; undefined
+   * without a report or from an agent that does not say.
+   */
+  reportedRevision: bigint | undefined;
+}
+
+/** A port's status read together with the port itself. */
+export interface PortStatus extends PortStatusEvent {
+  /** The port's current revision. */
+  portRevision: bigint;
+  /**
+   * The agent has not reported on this revision of the port yet (it was changed, or deleted
+   * and created again, after the report): the status describes an earlier port.
+   */
+  stale: boolean;
 }
 
 /**
@@ -668,14 +684,22 @@ export class CalyxDriver {
     return all.items.map((i) => i.value);
   }
 
-  /** A bound port's status as its agent reported it (`unknown` without a report). */
-  async getPortStatus(id: string): Promise<PortStatusEvent> {
+  /**
+   * A bound port's status as its agent reported it (`unknown` without a report), with whether
+   * the report is about the port as it is now (`stale`).
+   */
+  async getPortStatus(id: string): Promise<PortStatus> {
     const port = await this.locate(id);
     if (!port) throw new ResourceNotFoundError('Port', id);
     if (port.value.host === null)
-      return { portId: id, host: '', status: 'unknown', reason: 'not bound', updatedAt: undefined };
+      return {
+        ...statusEvent(id, '', undefined),
+        reason: 'not bound',
+        portRevision: port.modRevision,
+        stale: false,
+      };
     const st = await this.client.get('EndpointStatus', keys.endpointStatus(port.value.host, id));
-    return statusEvent(id, port.value.host, st?.value);
+    return withPort(statusEvent(id, port.value.host, st?.value), port.modRevision);
   }
 
   /**
@@ -718,15 +742,17 @@ export class CalyxDriver {
 
   /**
    * Resolves once the port's agent reports `wanted` (default `up`: its tap exists and is up,
-   * and its routes and rules are programmed), throwing PortStatusTimeoutError after `timeoutMs`.
-   * No polling: a read, then a watch from that read's revision (read again if the watch's
-   * history is compacted away).
+   * and its routes and rules are programmed) about the port as it is now or later — a report
+   * about an earlier revision of it (before an update, or before it was deleted and created
+   * again) does not count. Throws PortStatusTimeoutError after `timeoutMs`. No polling: a
+   * read, then a watch from that read's revision (read again if the watch's history is
+   * compacted away).
    */
   async waitForPortStatus(
     id: string,
     wanted: EndpointStatus['status'] = 'up',
     opts: { timeoutMs?: number; signal?: AbortSignal } = {},
-  ): Promise<PortStatusEvent> {
+  ): Promise<PortStatus> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const stop = new AbortController();
     const onAbort = () => stop.abort();
@@ -737,7 +763,7 @@ export class CalyxDriver {
       timedOut = true;
       stop.abort();
     }, timeoutMs);
-    let last: PortStatusEvent | undefined;
+    let last: PortStatus | undefined;
     try {
       const port = await this.locate(id);
       if (!port) throw new ResourceNotFoundError('Port', id);
@@ -745,12 +771,16 @@ export class CalyxDriver {
         throw new HostUnavailableError('(none)', `port ${id} is not bound`);
       const host = port.value.host;
       const key = keys.endpointStatus(host, id);
+      const reached = (s: PortStatus) => s.status === wanted && !s.stale;
       while (!stop.signal.aborted) {
         // A list, not a get: it also gives the revision to watch on from.
         const read = await this.store.list(key);
         const kv = read.items.find((k) => k.key === key);
-        last = statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined);
-        if (last.status === wanted) return last;
+        last = withPort(
+          statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined),
+          port.modRevision,
+        );
+        if (reached(last)) return last;
         for await (const ev of this.store.watch(key, {
           fromRevision: read.revision + 1n,
           prevKv: false,
@@ -758,10 +788,13 @@ export class CalyxDriver {
         })) {
           if (ev.type === 'resync') break; // history gone: read again
           if (ev.type === 'delete') {
-            if (ev.key === key) last = statusEvent(id, host, undefined);
+            if (ev.key === key) last = withPort(statusEvent(id, host, undefined), port.modRevision);
           } else if (ev.kv.key === key)
-            last = statusEvent(id, host, decodeResource('EndpointStatus', ev.kv).value);
-          if (last.status === wanted) return last;
+            last = withPort(
+              statusEvent(id, host, decodeResource('EndpointStatus', ev.kv).value),
+              port.modRevision,
+            );
+          if (reached(last)) return last;
         }
       }
     } finally {
@@ -828,6 +861,30 @@ function statusEvent(
   st: EndpointStatus | undefined,
 ): PortStatusEvent {
   return st
-    ? { portId, host, status: st.status, reason: st.reason, updatedAt: st.updatedAt }
-    : { portId, host, status: 'unknown', reason: '', updatedAt: undefined };
+    ? {
+        portId,
+        host,
+        status: st.status,
+        reason: st.reason,
+        updatedAt: st.updatedAt,
+        reportedRevision:
+          st.endpointRevision === undefined ? undefined : BigInt(st.endpointRevision),
+      }
+    : {
+        portId,
+        host,
+        status: 'unknown',
+        reason: '',
+        updatedAt: undefined,
+        reportedRevision: undefined,
+      };
+}
+
+/** A report is stale when it is about an earlier revision of the port (unknown: not stale). */
+function withPort(ev: PortStatusEvent, portRevision: bigint): PortStatus {
+  return {
+    ...ev,
+    portRevision,
+    stale: ev.reportedRevision !== undefined && ev.reportedRevision < portRevision,
+  };
 }

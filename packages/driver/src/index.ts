@@ -3,6 +3,7 @@ export {
   type DriverOptions,
   type PortInput,
   type FixedIpRequest,
+  type PortStatus,
   type PortStatusEvent,
 } from './driver.js';
 export {

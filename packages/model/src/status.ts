@@ -8,6 +8,14 @@ export const endpointStatusSchema = z.strictObject({
   host: hostNameSchema,
   status: z.enum(['up', 'down', 'error']),
   reason: z.string().max(1024).default(''),
+  /**
+   * The revision of the Endpoint record this report describes (its modRevision, in decimal):
+   * a report older than the endpoint is stale. Absent from agents that do not say.
+   */
+  endpointRevision: z
+    .string()
+    .regex(/^[0-9]{1,20}$/, 'a revision in decimal')
+    .optional(),
   updatedAt: timestampSchema,
 });
 export type EndpointStatus = z.output<typeof endpointStatusSchema>;
