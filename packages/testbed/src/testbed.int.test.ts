@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
 import { ExecCommandRunner } from '@calyx/dataplane';
 import { describeIntegration } from '@calyx/core/testing';
@@ -50,10 +51,24 @@ describeIntegration('Testbed', { root: true, commands: ['ip', 'ping'] }, () => {
   it('stops processes left inside its namespaces when disposed', async () => {
     const bed = await Testbed.create();
     const h = await bed.addHost('h');
+    // A daemon (forked away, not our child) found in the namespace…
+    // (Its stdio must not be ours: the runner waits for output to end, the daemon never ends it.)
+    await new Promise((resolve) =>
+      spawn('ip', ['netns', 'exec', h.netns, 'setsid', '-f', 'sleep', '301'], {
+        stdio: 'ignore',
+      }).on('exit', resolve),
+    );
+    const inside = (await runner.run(['ip', 'netns', 'pids', h.netns])).stdout
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+    expect(inside).toHaveLength(1);
+    // …and a child spawned just now, perhaps not inside its namespace yet.
     const sleeper = bed.runner.spawn(['sleep', '300'], { netns: h.netns });
     await bed.dispose();
     const exit = await sleeper.exited;
     expect(exit.signal).toBe('SIGTERM');
+    expect(() => process.kill(inside[0]!, 0)).toThrow();
   });
 
   it('sweeps namespaces whose creating process is dead', async () => {

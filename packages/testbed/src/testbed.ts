@@ -81,7 +81,7 @@ export class Testbed implements AsyncDisposable {
 
   private constructor(opts: TestbedOptions) {
     this.runId = newRunId();
-    this.runner = opts.runner ?? new ExecCommandRunner();
+    this.runner = ownSpawned(opts.runner ?? new ExecCommandRunner(), this.pids);
     this.logger = (opts.logger ?? silentLogger).child({ testbed: this.runId });
     this.fabricNetns = `${this.runId}-fab`;
     this.v4Prefix = opts.fabricV4Prefix ?? '172.31.0';
@@ -431,6 +431,25 @@ export class Testbed implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
   }
+}
+
+/**
+ * The testbed's runner: every process it spawns is stopped on dispose while it still runs —
+ * also one that has not entered its namespace yet when dispose lists the namespace's
+ * processes. A PID is forgotten when its process exits, so a reused PID is never signalled.
+ */
+function ownSpawned(inner: CommandRunner, pids: Set<number>): CommandRunner {
+  return {
+    run: (argv, opts) => inner.run(argv, opts),
+    spawn: (argv, opts) => {
+      const child = inner.spawn(argv, opts);
+      if (child.pid > 0) {
+        pids.add(child.pid);
+        void child.exited.then(() => pids.delete(child.pid));
+      }
+      return child;
+    },
+  };
 }
 
 function alive(pid: number): boolean {
