@@ -262,6 +262,7 @@ export class Agent {
     this.health = await HealthServer.serve(this.config.health, this, this.logger);
     try {
       await this.status.start();
+      if (this.closed) throw new Error('closed while starting');
       await this.loop.start();
     } catch (e) {
       await this.health?.close();

@@ -12,3 +12,10 @@ export {
   datastoreUrlSchema,
   healthFromFlags,
 } from './common.js';
+export {
+  runService,
+  SERVICE_EXIT,
+  type Service,
+  type SignalSource,
+  type RunServiceOptions,
+} from './service.js';

@@ -11,6 +11,7 @@ export class EtcdBackend implements DatastoreBackend {
       ...parseEtcdUrl(originalUrl(url)),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+    if (opts.probe === false) return store;
     // Fail now, with a clear error, when etcd cannot be reached.
     try {
       await store.revision();

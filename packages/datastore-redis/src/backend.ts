@@ -8,6 +8,7 @@ export class RedisBackend implements DatastoreBackend {
 
   open(url: URL, opts: OpenOptions): Promise<RedisDatastore> {
     const logger = opts.logger ? { logger: opts.logger } : {};
-    return RedisDatastore.open({ ...parseRedisUrl(originalUrl(url)), ...logger });
+    const o = { ...parseRedisUrl(originalUrl(url)), ...logger };
+    return opts.probe === false ? Promise.resolve(new RedisDatastore(o)) : RedisDatastore.open(o);
   }
 }

@@ -5,6 +5,12 @@ import type { Datastore } from './types.js';
 export interface OpenOptions {
   logger?: Logger;
   clock?: Clock;
+  /**
+   * Check that the store answers before returning (default true: a clear error at once). A
+   * long-running agent passes false: started before its datastore is reachable, it keeps
+   * trying (with backoff) instead of failing.
+   */
+  probe?: boolean;
 }
 
 /** An adapter's entry point: which URL schemes it serves and how to open one. */
@@ -37,6 +43,7 @@ export async function createDatastore(
   return backend.open(parsed, {
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.probe !== undefined ? { probe: opts.probe } : {}),
   });
 }
 

@@ -91,6 +91,7 @@ export class SyncedReconciler {
 
   /** Starts; resolves after the first successful reconcile from a complete view. */
   async start(): Promise<void> {
+    if (this.stop.signal.aborted) throw new Error('closed before it started');
     this.syncer = new Syncer(this.store, {
       prefixes: this.opts.prefixes,
       logger: this.logger,

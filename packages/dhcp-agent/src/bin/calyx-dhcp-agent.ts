@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { healthFromFlags, loadConfig } from '@calyx/config';
+import { healthFromFlags, loadConfig, runService } from '@calyx/config';
 import { createDatastore } from '@calyx/datastore';
 import { MemoryBackend } from '@calyx/datastore-memory';
 import { EtcdBackend } from '@calyx/datastore-etcd';
@@ -68,13 +68,21 @@ const logger = pino({ level: settings.logLevel });
 const store = await createDatastore(settings.datastore, {
   backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
   logger,
+  // Started before its datastore is reachable (boot order), it keeps trying: no probe.
+  probe: false,
 });
 const agent = createDhcpAgent(store, dhcpAgentConfigFromSettings(settings), { logger });
-const shutdown = async (): Promise<void> => {
-  await agent.close();
-  await store.close();
-  process.exit(0);
-};
-process.once('SIGINT', () => void shutdown());
-process.once('SIGTERM', () => void shutdown());
-await agent.start();
+logger.info({ host: settings.hostname, datastore: settings.datastore }, 'starting');
+// Stopping leaves dnsmasq serving; a signal during start is a clean stop (exit 0).
+process.exit(
+  await runService(
+    {
+      start: () => agent.start(),
+      stop: async () => {
+        await agent.close();
+        await store.close();
+      },
+    },
+    { logger },
+  ),
+);
