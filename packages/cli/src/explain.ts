@@ -72,6 +72,8 @@ export interface ExplainOptions {
   routeProtocol?: number;
   /** The agent's BIRD state directory: bird.conf then names the same log file as the agent's. */
   birdStateDir?: string;
+  /** The endpoint record's modRevision: a status about an earlier one is called stale. */
+  endpointRevision?: bigint;
 }
 
 /** Whether a rule jumps (`-j`) or goes (`-g`) to `chain`. */
@@ -247,6 +249,15 @@ export function explainEndpoint(
     out.notes.push('not bound to a host: no host programs anything for it');
     return out;
   }
+  const reported = status?.endpointRevision;
+  if (
+    reported !== undefined &&
+    opts.endpointRevision !== undefined &&
+    BigInt(reported) < opts.endpointRevision
+  )
+    out.notes.push(
+      `status is stale: reported about revision ${reported}, the endpoint is at ${opts.endpointRevision} (its agent has not caught up yet)`,
+    );
   // The view must hold this endpoint as stored (the caller read it at the same revision).
   const withEp: ResourceView = {
     ...view,

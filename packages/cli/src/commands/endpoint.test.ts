@@ -94,6 +94,27 @@ describe('calyxctl endpoint explain', () => {
     );
   });
 
+  it('says when the status is about an earlier revision of the endpoint', async () => {
+    const ep = await store.get('/calyx/v1/host/compute-1/endpoint/ep1');
+    const report = (revision: bigint) =>
+      store.put(
+        '/calyx/v1/status/compute-1/endpoint/ep1',
+        JSON.stringify({
+          endpointId: 'ep1',
+          host: 'compute-1',
+          status: 'up',
+          endpointRevision: String(revision),
+          updatedAt: '2026-11-26T10:00:00Z',
+        }),
+      );
+    await report(ep!.modRevision);
+    expect((await json('ep1')).notes.some((n) => n.startsWith('status is stale'))).toBe(false);
+    await report(ep!.modRevision - 1n);
+    expect((await json('ep1')).notes).toContain(
+      `status is stale: reported about revision ${ep!.modRevision - 1n}, the endpoint is at ${ep!.modRevision} (its agent has not caught up yet)`,
+    );
+  });
+
   it('with --bird-state-dir, bird.conf is byte for byte what the agent writes (same log file)', async () => {
     const x = await json('ep1', '--bird-state-dir', '/run/calyx/agent');
     expect(x.bgp.birdConf).toContain('log "/run/calyx/agent/bird.log" {');
@@ -117,6 +138,8 @@ describe('calyxctl endpoint explain', () => {
     });
     const down = await json('ep1');
     expect(down.routes).toBeNull();
+    // The status was written without a revision: nothing to call stale.
+    expect(down.notes.filter((n) => n.startsWith('status is stale'))).toEqual([]);
     expect(down.iptables.find((c) => c.chain === 'calyx-fw-tapep1')?.rules).toEqual([
       '-m comment --comment "admin state down" -j DROP',
     ]);

@@ -39,6 +39,7 @@ async function explain(
         ?.value ?? null;
   const x = explainEndpoint(view, endpoint, status, {
     routeProtocol,
+    endpointRevision: found[0]!.modRevision,
     ...(dir ? { birdStateDir: isAbsolute(dir) ? dir : resolve(ctx.cwd, dir) } : {}),
   });
   ctx.out(format === 'table' ? renderExplanation(x, routeProtocol) : renderValue(x, format));
