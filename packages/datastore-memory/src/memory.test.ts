@@ -6,7 +6,9 @@ import {
   DATASTORE,
   LeaseKeeper,
   RESOURCE_CLIENT,
-  type ResourceClient,
+  NotFoundError,
+  ResourceCache,
+  ResourceClient,
   createDatastore,
   datastoreModule,
 } from '@calyx/datastore';
@@ -112,5 +114,42 @@ describe('dependency injection', () => {
     await client.create('Network', { id: 'n1' });
     expect((await store.get('/calyx/v1/network/n1'))?.value).toContain('"id":"n1"');
     await store.close();
+  });
+});
+
+describe('typed resources over the memory store', () => {
+  it('a transaction can require another record to exist at commit time, writing nothing if not', async () => {
+    const store = createMemoryDatastore();
+    const client = new ResourceClient(store);
+    await client.create('Network', { id: 'n1' });
+    const ok = await client
+      .txn()
+      .requireExists('Network', '/calyx/v1/network/n1')
+      .create('Network', { id: 'n2' })
+      .commit();
+    expect(ok).toBe(await store.revision());
+    const before = await store.revision();
+    const refused = client
+      .txn()
+      .create('Network', { id: 'n3' })
+      .requireExists('Network', '/calyx/v1/network/gone')
+      .commit();
+    await expect(refused).rejects.toThrow(NotFoundError);
+    await expect(refused).rejects.toMatchObject({ key: '/calyx/v1/network/gone' });
+    expect(await store.revision()).toBe(before);
+    expect(await store.get('/calyx/v1/network/n3')).toBeUndefined();
+  });
+
+  it('the cache knows the revision that last changed each resource', async () => {
+    const store = createMemoryDatastore();
+    const client = new ResourceClient(store);
+    const a = await client.create('Network', { id: 'n1' });
+    const cache = new ResourceCache();
+    cache.apply([{ type: 'put', key: a.key, kv: (await store.get(a.key))! }]);
+    expect(cache.modRevisionOf('Network', 'n1')).toBe(a.modRevision);
+    const b = await client.update('Network', { id: 'n1', mtu: 1400 });
+    cache.apply([{ type: 'put', key: b.key, kv: (await store.get(b.key))! }]);
+    expect(cache.modRevisionOf('Network', 'n1')).toBe(b.modRevision);
+    expect(cache.modRevisionOf('Network', 'nope')).toBeUndefined();
   });
 });

@@ -70,7 +70,8 @@ type Write =
       lease?: LeaseId;
     }
   | { op: 'put'; kind: Kind; key: string; value: string; lease?: LeaseId }
-  | { op: 'delete'; kind: Kind; key: string; expectedModRevision?: Revision };
+  | { op: 'delete'; kind: Kind; key: string; expectedModRevision?: Revision }
+  | { op: 'require'; kind: Kind; key: string };
 
 /**
  * A multi-key change validated in full before anything is written, then committed as one
@@ -120,6 +121,16 @@ export class ResourceTxn {
     return this;
   }
 
+  /**
+   * Commits only if `key` exists at commit time (nothing is written to it): a precondition on
+   * another record, checked in the same transaction. Missing: NotFoundError naming `key`.
+   */
+  requireExists(kind: Kind, key: string): this {
+    this.writes.push({ op: 'require', kind, key });
+    return this;
+  }
+
+  /** Writes (and preconditions) queued. */
   get size(): number {
     return this.writes.length;
   }
@@ -168,6 +179,9 @@ export class ResourceTxn {
           );
           ops.push({ type: 'delete', key: w.key });
           break;
+        case 'require':
+          compares.push({ key: w.key, target: 'exists', value: true });
+          break;
       }
     }
     const failure: TxnOp[] = this.writes.map((w) => ({ type: 'get', key: w.key }));
@@ -178,7 +192,8 @@ export class ResourceTxn {
       const res = r.results[i];
       const kv = res?.type === 'get' ? res.kv : undefined;
       if (w.op === 'create' && kv) throw new AlreadyExistsError(w.key);
-      if ((w.op === 'update' || w.op === 'delete') && !kv) throw new NotFoundError(w.key);
+      if ((w.op === 'update' || w.op === 'delete' || w.op === 'require') && !kv)
+        throw new NotFoundError(w.key);
       if (
         (w.op === 'update' || w.op === 'delete') &&
         w.expectedModRevision !== undefined &&

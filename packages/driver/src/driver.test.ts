@@ -312,6 +312,37 @@ describe('port status and agent liveness', () => {
     await driver.updatePort({ ...p1, name: 'renamed' });
   });
 
+  it('binds only while the liveness record exists at commit time, not just when it was checked', async () => {
+    const { driver, port } = await setup();
+    // The agent's record expires between the driver's check and its write.
+    let expireBeforeNextTxn = false;
+    const racing = new CalyxDriver(
+      interceptDatastore(driver.store, (inner) => ({
+        txn: async (t) => {
+          if (expireBeforeNextTxn) {
+            expireBeforeNextTxn = false;
+            await inner.delete('/calyx/v1/status/compute-1/liveness');
+          }
+          return inner.txn(t);
+        },
+      })),
+    );
+    const liveness = (await driver.store.get('/calyx/v1/status/compute-1/liveness'))!;
+    expireBeforeNextTxn = true;
+    const before = await driver.store.list('/calyx/v1/host/');
+    await expect(
+      racing.createPort({ id: 'p9', networkId: 'n', mac: 'fa:16:3e:00:00:09', host: 'compute-1' }),
+    ).rejects.toThrow(HostUnavailableError);
+    expect(await driver.getPort('p9')).toBeUndefined();
+    expect((await driver.store.list('/calyx/v1/host/')).items).toEqual(before.items);
+    // A port already bound elsewhere is not moved there either.
+    await expect(port('p10', null)).resolves.toMatchObject({ host: null });
+    await driver.store.put(liveness.key, liveness.value); // alive again when checked…
+    expireBeforeNextTxn = true; // …and gone when written
+    await expect(racing.bindPort('p10', 'compute-1')).rejects.toThrow(/agent is not alive/);
+    expect((await driver.getPort('p10'))?.host).toBeNull();
+  });
+
   it('reports a port’s status and waits for "up" without polling', async () => {
     const { clock, driver, agent, port } = await setup();
     await port('p1', 'compute-1');

@@ -6,6 +6,7 @@ import {
   ResourceClient,
   decodeResource,
   type Datastore,
+  type ResourceTxn,
   type Stored,
 } from '@calyx/datastore';
 import {
@@ -364,10 +365,7 @@ export class CalyxDriver {
       const host = await this.client.get('Host', keys.host(ep.host));
       if (!host) throw new HostUnavailableError(ep.host, 'not registered');
       if (newBinding && this.requireLiveAgent && !(await this.getHostStatus(ep.host)))
-        throw new HostUnavailableError(
-          ep.host,
-          'its agent is not alive (no liveness record: never started, or expired)',
-        );
+        throw agentNotAlive(ep.host);
       const clash = (await this.listPorts({ host: ep.host })).find(
         (p) => p.id !== ep.id && p.interfaceName === ep.interfaceName,
       );
@@ -507,11 +505,11 @@ export class CalyxDriver {
       const allocated = await this.allocateAddresses({ ...draft, fixedIps }, subnets);
       ep = this.client.validate('Endpoint', { ...rest, fixedIps: allocated });
       assertEndpointAddresses(ep, subnets);
-      await this.client
+      const txn = this.client
         .txn()
         .create('Endpoint', ep)
-        .create('EndpointLocation', { id: ep.id, host: ep.host })
-        .commit();
+        .create('EndpointLocation', { id: ep.id, host: ep.host });
+      await this.commitBinding(txn, ep.host);
     } catch (e) {
       // Only this port's handle is released: nobody else allocates with it.
       if (!(e instanceof AlreadyExistsError) && !(e instanceof ResourceExistsError))
@@ -543,7 +541,7 @@ export class CalyxDriver {
       const requested = fixedIps ?? cur.value.fixedIps;
       const allocated = await this.allocateAddresses({ ...draft, fixedIps: requested }, subnets);
       const next = this.client.validate('Endpoint', { ...rest, fixedIps: allocated });
-      await this.writePort(cur, next);
+      await this.writePort(cur, next, draft.host !== null && draft.host !== cur.value.host);
       const keep = new Set(next.fixedIps.map((f) => f.ipAddress));
       const dropped = cur.value.fixedIps.filter((f) => !keep.has(f.ipAddress));
       if (dropped.length)
@@ -554,7 +552,30 @@ export class CalyxDriver {
     });
   }
 
-  private async writePort(cur: Stored<Endpoint>, next: Endpoint): Promise<void> {
+  /**
+   * Commits a transaction that binds a port to `host`: with `requireLiveAgent`, only while the
+   * host's liveness record still exists — checked in the same transaction, so an agent dying
+   * between the check and the write cannot be bound to.
+   */
+  private async commitBinding(txn: ResourceTxn, host: string | null): Promise<void> {
+    if (host === null || !this.requireLiveAgent) {
+      await txn.commit();
+      return;
+    }
+    const live = keys.hostStatus(host);
+    try {
+      await txn.requireExists('HostStatus', live).commit();
+    } catch (e) {
+      if (e instanceof NotFoundError && e.key === live) throw agentNotAlive(host);
+      throw e;
+    }
+  }
+
+  private async writePort(
+    cur: Stored<Endpoint>,
+    next: Endpoint,
+    newBinding: boolean,
+  ): Promise<void> {
     const txn = this.client.txn();
     if (cur.value.host === next.host) {
       txn.update('Endpoint', next, { expectedModRevision: cur.modRevision });
@@ -566,7 +587,7 @@ export class CalyxDriver {
         .put('EndpointLocation', { id: next.id, host: next.host });
     }
     try {
-      await txn.commit();
+      await this.commitBinding(txn, newBinding ? next.host : null);
     } catch (e) {
       if (e instanceof NotFoundError || e instanceof AlreadyExistsError)
         throw new ConflictError(cur.key, cur.modRevision, undefined, 'port moved concurrently');
@@ -588,7 +609,7 @@ export class CalyxDriver {
         await this.subnetsById(),
         next.host !== null && next.host !== cur.value.host,
       );
-      await this.writePort(cur, next);
+      await this.writePort(cur, next, next.host !== null && next.host !== cur.value.host);
       return next;
     });
   }
@@ -853,6 +874,13 @@ export class CalyxDriver {
       throw e;
     }
   }
+}
+
+function agentNotAlive(host: string): HostUnavailableError {
+  return new HostUnavailableError(
+    host,
+    'its agent is not alive (no liveness record: never started, or expired)',
+  );
 }
 
 function statusEvent(
