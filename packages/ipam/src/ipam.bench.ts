@@ -22,6 +22,17 @@ export async function measureIpam(
     .commit();
   const workers = 4;
   const stores = await Promise.all(Array.from({ length: workers }, () => open()));
+  // The raw CAS loop below, also as a warm-up: a fresh store (and client) is markedly slower
+  // for its first thousands of writes, and IPAM is measured first.
+  const rawCas = async (count: number, tag: string) =>
+    Promise.all(
+      stores.map(async (s, w) => {
+        let kv = await s.put(`/bench/cas/${tag}/${w}`, '0');
+        for (let i = 0; i < count / workers; i++)
+          kv = await s.update(kv.key, String(i), { expectedModRevision: kv.modRevision });
+      }),
+    );
+  await rawCas(Math.min(n, 4_000), 'warm-up');
   let t0 = performance.now();
   await Promise.all(
     stores.map(async (s, w) => {
@@ -33,13 +44,7 @@ export async function measureIpam(
   const ipamRate = n / ((performance.now() - t0) / 1000);
   // The raw floor: each writer compare-and-sets its own key with the revision it knows.
   t0 = performance.now();
-  await Promise.all(
-    stores.map(async (s, w) => {
-      let kv = await s.put(`/bench/cas/${w}`, '0');
-      for (let i = 0; i < n / workers; i++)
-        kv = await s.update(kv.key, String(i), { expectedModRevision: kv.modRevision });
-    }),
-  );
+  await rawCas(n, 'measured');
   const casRate = n / ((performance.now() - t0) / 1000);
   for (const s of stores) await s.close();
   await setupStore.close();
@@ -53,7 +58,7 @@ export function ipamResult(
 ): BenchmarkResult {
   return result({
     id: `ipam.${store}.alloc-4`,
-    description: `${n} auto-assigned addresses by 4 concurrent allocators (4 hosts, block affinity) on the ${store} store, vs the same store's raw compare-and-set rate with 4 concurrent writers. Issue target: ≥ 50%.`,
+    description: `${n} auto-assigned addresses by 4 concurrent allocators (4 hosts, block affinity) on the ${store} store, vs the same store's raw compare-and-set rate with 4 concurrent writers (both after the same warm-up of raw compare-and-sets). Each allocation is one transaction of a block and a handle, compared on both. Issue target: ≥ 50%.`,
     unit: 'ops/s',
     lowerIsBetter: false,
     value: m.ipam,
