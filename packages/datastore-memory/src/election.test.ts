@@ -71,6 +71,9 @@ describe('LeaderElection and FencedDatastore', () => {
     await expect(fencedA.put('/data/x', 'late')).rejects.toThrow(/the leader is driver-b/);
     expect(await b.revision()).toBe(rev);
     expect((await b.get('/data/x'))?.value).toBe('from a');
+    // Reads are not fenced, a read-only transaction neither.
+    const read = await fencedA.txn({ compares: [], success: [{ type: 'get', key: '/data/x' }] });
+    expect(read.results[0]).toMatchObject({ type: 'get', kv: { value: 'from a' } });
 
     const fencedB = new FencedDatastore(b, won.fence);
     await fencedB.put('/data/x', 'from b');

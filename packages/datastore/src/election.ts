@@ -187,6 +187,9 @@ export class FencedDatastore implements Datastore {
   }
 
   async txn(req: TxnRequest): Promise<TxnResult> {
+    // Reads are not fenced (get and list are not either): a read-only transaction passes.
+    if ([...req.success, ...(req.failure ?? [])].every((o) => o.type === 'get'))
+      return this.inner.txn(req);
     // A failure branch runs exactly when the fence may have failed: it must not write.
     if ((req.failure ?? []).some((o) => o.type !== 'get'))
       throw new InvalidArgumentError('a fenced transaction may only read in its failure branch');

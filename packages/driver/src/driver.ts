@@ -794,9 +794,10 @@ export class CalyxDriver {
       const key = keys.endpointStatus(host, id);
       const reached = (s: PortStatus) => s.status === wanted && !s.stale;
       while (!stop.signal.aborted) {
-        // A list, not a get: it also gives the revision to watch on from.
-        const read = await this.store.list(key);
-        const kv = read.items.find((k) => k.key === key);
+        // A read-only transaction: exactly this key, and the revision to watch on from.
+        const read = await this.store.txn({ compares: [], success: [{ type: 'get', key }] });
+        const got = read.results[0];
+        const kv = got?.type === 'get' ? got.kv : undefined;
         last = withPort(
           statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined),
           port.modRevision,
