@@ -123,6 +123,12 @@ describe('Ipam', () => {
     expect(reused.sequence).not.toBe(a.sequence);
     expect(await ipam.release([{ ip: a.ip, sequence: a.sequence }])).toEqual([]); // stale: reused meanwhile
     expect(await ipam.holderOf(a.ip)).toMatchObject({ handleId: 'c' });
+    // By address and its own handle: found through the handle's blocks, in whichever block.
+    const far = await ipam.assign({ subnet, ip: '10.65.0.200', handleId: 'b', host: 'h' });
+    expect(far.block).not.toBe(b.block);
+    expect(await ipam.release([{ ip: far.ip, handleId: 'b' }])).toEqual([far.ip]);
+    expect(await ipam.release([{ ip: far.ip, handleId: 'b' }])).toEqual([]);
+    expect(await ipam.release([{ ip: b.ip, handleId: 'nobody' }])).toEqual([]);
     expect(await ipam.releaseByHandle('b')).toEqual([b.ip]);
     expect(await ipam.releaseByHandle('c')).toEqual([a.ip]);
     // The block is empty: gone, with its affinity and handles.

@@ -8,6 +8,7 @@ import {
   parseIP,
   subnetsOf,
   type Cidr,
+  type IPAddress,
 } from '@calyx/netaddr';
 import {
   HANDLE_PATTERN,
@@ -727,16 +728,11 @@ export class Ipam {
    * Frees specific addresses. With `handleId`, only if that handle holds it; with `sequence`
    * (from the Allocation), only if it has not been released and reused since.
    */
-  async release(
-    items: { ip: string; handleId?: string; sequence?: number; blockPrefix?: number }[],
-  ): Promise<string[]> {
+  async release(items: { ip: string; handleId?: string; sequence?: number }[]): Promise<string[]> {
     const out: string[] = [];
     for (const it of items) {
       const ip = parseIP(it.ip);
-      const blocks = await this.store.list(prefixes.ipamBlock);
-      const holding = blocks.items
-        .map((kv) => JSON.parse(kv.value) as IpamBlock)
-        .find((b) => cidrContains(parseCidr(b.cidr), ip));
+      const holding = await this.blockHolding(ip, it.handleId);
       if (!holding) continue;
       const ordinal = ordinalOf(holding, ip);
       const holder = holderOf(holding, ordinal);
@@ -750,6 +746,24 @@ export class Ipam {
       );
     }
     return out;
+  }
+
+  /**
+   * The block that holds `ip`: with a handle, among the blocks the handle records (one read
+   * each, not a list of every block); without, by listing the blocks.
+   */
+  private async blockHolding(ip: IPAddress, handleId?: string): Promise<IpamBlock | undefined> {
+    if (handleId === undefined) {
+      const blocks = await this.store.list(prefixes.ipamBlock);
+      return blocks.items
+        .map((kv) => JSON.parse(kv.value) as IpamBlock)
+        .find((b) => cidrContains(parseCidr(b.cidr), ip));
+    }
+    const hkv = await this.store.get(keys.ipamHandle(handleId));
+    if (!hkv) return undefined;
+    const handle = JSON.parse(hkv.value) as IpamHandle;
+    const cidr = Object.keys(handle.blocks).find((c) => cidrContains(parseCidr(c), ip));
+    return cidr === undefined ? undefined : (await this.loadBlock(cidr))?.block;
   }
 
   /** Who holds an address, if anyone. */
