@@ -60,6 +60,22 @@ describe('runService', () => {
     expect(f.events).toEqual(['start', 'stop']);
   });
 
+  it('a signal during start whose stop fails exits 1 without waiting for start', async () => {
+    const signals = new EventEmitter();
+    const code = runService(
+      {
+        start: () => new Promise<void>(() => undefined), // never settles
+        stop: async () => {
+          throw new Error('stuck');
+        },
+      },
+      { signals },
+    );
+    await tick();
+    signals.emit('SIGTERM');
+    expect(await code).toBe(1);
+  });
+
   it('exits 1 when stopping fails', async () => {
     const signals = new EventEmitter();
     const code = runService(

@@ -59,9 +59,10 @@ export async function runService(service: Service, opts: RunServiceOptions = {})
     const first = await Promise.race([started, stopRequested.then((signal) => ({ signal }))]);
     if ('signal' in first) {
       logger.info({ signal: first.signal }, 'stopping before start completed');
-      const stopped = await stop();
+      // A failed stop may not have interrupted start(): do not wait for it then.
+      if (!(await stop())) return SERVICE_EXIT.failed;
       await started; // settles once stop() has interrupted it
-      return stopped ? SERVICE_EXIT.stopped : SERVICE_EXIT.failed;
+      return SERVICE_EXIT.stopped;
     }
     if (!first.ok) {
       logger.error(

@@ -765,9 +765,10 @@ export class CalyxDriver {
    * Resolves once the port's agent reports `wanted` (default `up`: its tap exists and is up,
    * and its routes and rules are programmed) about the port as it is now or later — a report
    * about an earlier revision of it (before an update, or before it was deleted and created
-   * again) does not count. Throws PortStatusTimeoutError after `timeoutMs`. No polling: a
-   * read, then a watch from that read's revision (read again if the watch's history is
-   * compacted away).
+   * again) does not count. It follows the host the port is bound to when the wait begins: a
+   * port moved to another host meanwhile times out (wait again). Throws PortStatusTimeoutError
+   * after `timeoutMs`. No polling: a read, then a watch from that read's revision (read again
+   * if the watch's history is compacted away).
    */
   async waitForPortStatus(
     id: string,

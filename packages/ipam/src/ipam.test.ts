@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryDatastore, type MemoryDatastore } from '@calyx/datastore-memory';
 import { ResourceClient } from '@calyx/datastore';
 import { interceptDatastore } from '@calyx/datastore/testing';
-import { parseResource, type Subnet } from '@calyx/model';
+import { keys, parseResource, type Subnet } from '@calyx/model';
 import { cidrContains, parseCidr, parseIP } from '@calyx/netaddr';
 import {
   AddressAllocatedError,
@@ -304,5 +304,48 @@ describe('Ipam.assignMany', () => {
     expect(report.missing).toEqual([]);
     expect(report.orphanHandles).toEqual([]);
     expect(report.handleMismatches).toEqual([]);
+  });
+});
+
+describe('IPAM with other processes changing blocks behind its cache', () => {
+  it('never allocates a host’s address in a block another host claimed meanwhile', async () => {
+    const { store, subnet } = await setup('10.0.0.0/24');
+    const p1 = new Ipam(store);
+    const p2 = new Ipam(store);
+    const a1 = await p1.autoAssign({ subnet, handleId: portHandle('a1'), host: 'hA' });
+    // Another process empties hA's block (it is deleted) and hB claims that range.
+    await p2.releaseByHandle(portHandle('a1'));
+    const b1 = await p2.autoAssign({ subnet, handleId: portHandle('b1'), host: 'hB' });
+    expect(b1.block).toBe(a1.block);
+    for (let i = 2; i < 5; i++) {
+      const a = await p1.autoAssign({ subnet, handleId: portHandle(`a${i}`), host: 'hA' });
+      const block = JSON.parse((await store.get(keys.ipamBlock(a.block)))!.value) as {
+        affinity: string;
+      };
+      expect(block.affinity).toBe('hA');
+    }
+  });
+
+  it('uses room another process freed in a block it had cached as full', async () => {
+    const { store, subnet } = await setup('10.0.0.0/24');
+    const p1 = new Ipam(store);
+    const p2 = new Ipam(store);
+    const got = [];
+    for (let i = 0; i < 62; i++)
+      got.push(await p1.autoAssign({ subnet, handleId: portHandle(`a${i}`), host: 'hA' }));
+    expect(new Set(got.map((g) => g.block))).toEqual(new Set(['10.0.0.0/26']));
+    await p2.releaseByHandle(portHandle('a5'));
+    const next = await p1.autoAssign({ subnet, handleId: portHandle('new'), host: 'hA' });
+    expect(next).toMatchObject({ ip: got[5]!.ip, block: '10.0.0.0/26' });
+  });
+
+  it('repair releases a leak whose handle record is gone', async () => {
+    const { store, subnet } = await setup('10.0.0.0/24');
+    const ipam = new Ipam(store);
+    await ipam.autoAssign({ subnet, handleId: portHandle('p1'), host: 'h1' });
+    await store.delete(keys.ipamHandle(portHandle('p1')));
+    expect((await checkIpam(ipam)).leaked).toHaveLength(1);
+    expect((await repairIpam(ipam)).released).toHaveLength(1);
+    expect((await checkIpam(ipam)).ok).toBe(true);
   });
 });

@@ -130,10 +130,13 @@ const enc = (v: unknown): string => JSON.stringify(v);
  * One instance may be shared by concurrent callers; several instances (processes) may work on
  * the same store.
  */
-function blockCidrOfKey(key: string): string {
-  const k = parseKey(key);
-  if (k.kind !== 'IpamBlock') throw new Error(`internal: ${key} is not a block key`);
-  return k.cidr;
+function blockCidrOfKey(key: string): string | undefined {
+  try {
+    const k = parseKey(key);
+    return k.kind === 'IpamBlock' ? k.cidr : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class Ipam {
@@ -273,18 +276,28 @@ export class Ipam {
     if (Object.keys(blocks).length)
       ops.push({ type: 'put', key: hkey, value: enc({ handleId: opts.handleId, blocks }) });
     else if (handleKv) ops.push({ type: 'delete', key: hkey });
-    // No failure reads in the transaction: they cost every commit (measured: ~12% on etcd)
-    // while a lost race is rare on a host's own blocks; the loser reads what changed after.
-    const r = await this.store.txn({ compares, success: ops });
+    // On failure only the (small) handle comes back: reading the block in every commit cost
+    // ~12% on etcd, while a lost race on a host's own block is rare. A port's second address
+    // meets its existing handle (assumed absent): that retry needs no block read.
+    const r = await this.store.txn({
+      compares,
+      success: ops,
+      failure: [{ type: 'get', key: hkey }],
+    });
     if (r.succeeded) {
       if (opts.next) this.blocks.set(opts.cidr, { block: opts.next, modRevision: r.revision });
       else this.blocks.delete(opts.cidr);
       return { ok: true, revision: r.revision };
     }
-    const [b, h] = await Promise.all([this.store.get(bkey), this.store.get(hkey)]);
-    if (b) this.remember(b);
-    else this.blocks.delete(opts.cidr);
+    const h = r.results[0]?.type === 'get' ? r.results[0].kv : undefined;
+    const handleAsAssumed = handleKv ? h?.modRevision === handleKv.modRevision : h === undefined;
     opts.handle.kv = h;
+    if (handleAsAssumed) {
+      // Then the block (or an affinity) changed: learn the block as it is now.
+      const b = await this.store.get(bkey);
+      if (b) this.remember(b);
+      else this.blocks.delete(opts.cidr);
+    }
     return { ok: false, revision: r.revision };
   }
 
@@ -339,7 +352,17 @@ export class Ipam {
             : [...affine].filter((c) => this.blockInSubnet(c, subnet.cidr)).sort();
         let lost = false;
         for (const cidr of mine) {
-          const cached = this.blocks.get(cidr) ?? (await this.loadBlock(cidr));
+          // On the refresh pass the blocks are read again too: another process may have freed
+          // room in a block cached here as full.
+          const cached = refreshed
+            ? await this.loadBlock(cidr)
+            : (this.blocks.get(cidr) ?? (await this.loadBlock(cidr)));
+          if (cached && (cached.block.affinity !== host || cached.block.pool !== pool)) {
+            // Emptied, deleted and claimed by another host meanwhile: no longer ours.
+            affine.delete(cidr);
+            if (this.roomHint.get(hintKey) === cidr) this.roomHint.delete(hintKey);
+            continue;
+          }
           if (!cached || cached.block.unallocated.length === 0) continue;
           const next = cloneBlock(cached.block);
           const ordinal = allocateNext(next, handleId)!;
@@ -366,7 +389,12 @@ export class Ipam {
       const existing = await this.store.list(prefixes.ipamBlock);
       // Taken block ranges come from the keys: parsing every block's value made each claim
       // cost O(blocks) of JSON. (A block range exists once, whatever its pool.)
-      const taken = new Set(existing.items.map((kv) => blockCidrOfKey(kv.key)));
+      const taken = new Set<string>();
+      for (const kv of existing.items) {
+        const cidr = blockCidrOfKey(kv.key);
+        if (cidr !== undefined) taken.add(cidr);
+        else this.logger.warn({ key: kv.key }, 'ignoring a key that is not a block');
+      }
       const hasRoomInPool = () =>
         existing.items.some((kv) => {
           const b = JSON.parse(kv.value) as IpamBlock;
@@ -760,10 +788,13 @@ export class Ipam {
         .find((b) => cidrContains(parseCidr(b.cidr), ip));
     }
     const hkv = await this.store.get(keys.ipamHandle(handleId));
-    if (!hkv) return undefined;
-    const handle = JSON.parse(hkv.value) as IpamHandle;
-    const cidr = Object.keys(handle.blocks).find((c) => cidrContains(parseCidr(c), ip));
-    return cidr === undefined ? undefined : (await this.loadBlock(cidr))?.block;
+    const handle = hkv ? (JSON.parse(hkv.value) as IpamHandle) : undefined;
+    const cidr = Object.keys(handle?.blocks ?? {}).find((c) => cidrContains(parseCidr(c), ip));
+    const block = cidr === undefined ? undefined : (await this.loadBlock(cidr))?.block;
+    if (block) return block;
+    // The handle does not say (a missing or wrong handle record: what repair and resync
+    // release): look through every block.
+    return this.blockHolding(ip);
   }
 
   /** Who holds an address, if anyone. */

@@ -79,8 +79,11 @@ process.exit(
     {
       start: () => agent.start(),
       stop: async () => {
-        await agent.close();
-        await store.close();
+        try {
+          await agent.close();
+        } finally {
+          await store.close();
+        }
       },
     },
     { logger },
