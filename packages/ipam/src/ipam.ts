@@ -352,11 +352,7 @@ export class Ipam {
             : [...affine].filter((c) => this.blockInSubnet(c, subnet.cidr)).sort();
         let lost = false;
         for (const cidr of mine) {
-          // On the refresh pass the blocks are read again too: another process may have freed
-          // room in a block cached here as full.
-          const cached = refreshed
-            ? await this.loadBlock(cidr)
-            : (this.blocks.get(cidr) ?? (await this.loadBlock(cidr)));
+          const cached = this.blocks.get(cidr) ?? (await this.loadBlock(cidr));
           if (cached && (cached.block.affinity !== host || cached.block.pool !== pool)) {
             // Emptied, deleted and claimed by another host meanwhile: no longer ours.
             affine.delete(cidr);
@@ -394,6 +390,23 @@ export class Ipam {
         const cidr = blockCidrOfKey(kv.key);
         if (cidr !== undefined) taken.add(cidr);
         else this.logger.warn({ key: kv.key }, 'ignoring a key that is not a block');
+      }
+      if (host !== null) {
+        // Room another process freed in one of this host's blocks (cached here as full): use
+        // it rather than claim another block.
+        const affine = await this.hostBlocks(host, false);
+        const freed = existing.items.find((kv) => {
+          const cidr = blockCidrOfKey(kv.key);
+          if (cidr === undefined || !affine.has(cidr) || !this.blockInSubnet(cidr, subnet.cidr))
+            return false;
+          const b = JSON.parse(kv.value) as IpamBlock;
+          return b.affinity === host && b.pool === pool && b.unallocated.length > 0;
+        });
+        const known = freed && this.blocks.get(blockCidrOfKey(freed.key)!);
+        if (freed && known?.modRevision !== freed.modRevision) {
+          this.remember(freed);
+          continue;
+        }
       }
       const hasRoomInPool = () =>
         existing.items.some((kv) => {
