@@ -19,3 +19,12 @@ export {
   type SignalSource,
   type RunServiceOptions,
 } from './service.js';
+export {
+  runProgram,
+  serviceOf,
+  flagString,
+  flagNumber,
+  type FlagValues,
+  type ProgramSpec,
+  type ProgramIo,
+} from './program.js';

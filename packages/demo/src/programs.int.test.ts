@@ -60,9 +60,13 @@ describeIntegration(
         const nobody = await freePort();
         const p = await start(program, `etcd://127.0.0.1:${nobody}`);
         await eventually(() => p.said('starting'), { what: `${program.name} starting` });
-        expect((await fetch(`http://127.0.0.1:${p.health}/readyz`)).status, p.log.join('\n')).toBe(
-          503,
+        // Its health server answers (it starts first): not ready, it has no view yet.
+        const ready = await eventually(
+          async () =>
+            (await fetch(`http://127.0.0.1:${p.health}/readyz`).catch(() => undefined))?.status,
+          { what: `${program.name} health server` },
         );
+        expect(ready, p.log.join('\n')).toBe(503);
         p.child.kill('SIGTERM');
         const exit = await p.child.exited;
         expect(exit, p.log.join('\n')).toMatchObject({ exitCode: 0, signal: null });
