@@ -49,7 +49,12 @@ export interface ProgramIo {
  */
 export async function runProgram<S extends z.ZodType>(
   spec: ProgramSpec<S>,
-  io: ProgramIo,
+  io: ProgramIo = {
+    argv: process.argv.slice(2),
+    env: process.env,
+    out: (t) => console.log(t),
+    err: (t) => console.error(t),
+  },
 ): Promise<number> {
   let flags: FlagValues;
   try {

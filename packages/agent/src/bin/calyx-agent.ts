@@ -25,63 +25,55 @@ const USAGE = `usage: calyx-agent [--config FILE] [--datastore URL] [--hostname 
   Every setting can also come from the file or from CALYX_AGENT_<SETTING> (docs/operations.md).`;
 
 process.exit(
-  await runProgram(
-    {
-      name: 'calyx-agent',
-      usage: USAGE,
-      options: {
-        hostname: { type: 'string' },
-        datastore: { type: 'string' },
-        netns: { type: 'string' },
-        'state-dir': { type: 'string' },
-        'route-protocol': { type: 'string' },
-        'resync-interval-ms': { type: 'string' },
-        'log-level': { type: 'string' },
-        'no-security-groups': { type: 'boolean' },
-        'host-service': { type: 'string', multiple: true },
-        'iptables-backend': { type: 'string' },
-        'liveness-ttl-seconds': { type: 'string' },
-        'health-address': { type: 'string' },
-        'no-health': { type: 'boolean' },
-      },
-      schema: agentSettingsSchema,
-      envPrefix: 'CALYX_AGENT_',
-      defaults: { hostname: hostname() },
-      overrides: (f) => ({
-        hostname: str(f.hostname),
-        datastore: str(f.datastore),
-        netns: str(f.netns),
-        stateDir: str(f['state-dir']),
-        routeProtocol: num(f['route-protocol']),
-        resyncIntervalMs: num(f['resync-interval-ms']),
-        logLevel: str(f['log-level']),
-        securityGroups: f['no-security-groups'] ? false : undefined,
-        hostServices: f['host-service'],
-        iptablesBackend: str(f['iptables-backend']),
-        livenessTtlSeconds: num(f['liveness-ttl-seconds']),
-        health: healthFromFlags({
-          noHealth: f['no-health'] === true,
-          address: str(f['health-address']),
-        }),
+  await runProgram({
+    name: 'calyx-agent',
+    usage: USAGE,
+    options: {
+      hostname: { type: 'string' },
+      datastore: { type: 'string' },
+      netns: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'route-protocol': { type: 'string' },
+      'resync-interval-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+      'no-security-groups': { type: 'boolean' },
+      'host-service': { type: 'string', multiple: true },
+      'iptables-backend': { type: 'string' },
+      'liveness-ttl-seconds': { type: 'string' },
+      'health-address': { type: 'string' },
+      'no-health': { type: 'boolean' },
+    },
+    schema: agentSettingsSchema,
+    envPrefix: 'CALYX_AGENT_',
+    defaults: { hostname: hostname() },
+    overrides: (f) => ({
+      hostname: str(f.hostname),
+      datastore: str(f.datastore),
+      netns: str(f.netns),
+      stateDir: str(f['state-dir']),
+      routeProtocol: num(f['route-protocol']),
+      resyncIntervalMs: num(f['resync-interval-ms']),
+      logLevel: str(f['log-level']),
+      securityGroups: f['no-security-groups'] ? false : undefined,
+      hostServices: f['host-service'],
+      iptablesBackend: str(f['iptables-backend']),
+      livenessTtlSeconds: num(f['liveness-ttl-seconds']),
+      health: healthFromFlags({
+        noHealth: f['no-health'] === true,
+        address: str(f['health-address']),
       }),
-      logger: (s) => pino({ level: s.logLevel }),
-      describe: (s) => ({ host: s.hostname }),
-      // Stopping leaves the dataplane as it is.
-      open: async (s, logger) => {
-        const store = await createDatastore(s.datastore, {
-          backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
-          logger,
-          // Started before its datastore is reachable (boot order), it keeps trying: no probe.
-          probe: false,
-        });
-        return serviceOf(createAgent(store, agentConfigFromSettings(s), { logger }), store);
-      },
+    }),
+    logger: (s) => pino({ level: s.logLevel }),
+    describe: (s) => ({ host: s.hostname }),
+    // Stopping leaves the dataplane as it is.
+    open: async (s, logger) => {
+      const store = await createDatastore(s.datastore, {
+        backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
+        logger,
+        // Started before its datastore is reachable (boot order), it keeps trying: no probe.
+        probe: false,
+      });
+      return serviceOf(createAgent(store, agentConfigFromSettings(s), { logger }), store);
     },
-    {
-      argv: process.argv.slice(2),
-      env: process.env,
-      out: (t) => console.log(t),
-      err: (t) => console.error(t),
-    },
-  ),
+  }),
 );

@@ -16,55 +16,47 @@ const USAGE = `usage: calyx-dhcp-agent [--config FILE] [--datastore URL] [--host
   Every setting can also come from the file or from CALYX_DHCP_AGENT_<SETTING> (docs/operations.md).`;
 
 process.exit(
-  await runProgram(
-    {
-      name: 'calyx-dhcp-agent',
-      usage: USAGE,
-      options: {
-        hostname: { type: 'string' },
-        datastore: { type: 'string' },
-        netns: { type: 'string' },
-        'state-dir': { type: 'string' },
-        layout: { type: 'string' },
-        domain: { type: 'string' },
-        'health-address': { type: 'string' },
-        'no-health': { type: 'boolean' },
-        'log-level': { type: 'string' },
-      },
-      schema: dhcpAgentSettingsSchema,
-      envPrefix: 'CALYX_DHCP_AGENT_',
-      defaults: { hostname: hostname() },
-      overrides: (f) => ({
-        hostname: str(f.hostname),
-        datastore: str(f.datastore),
-        netns: str(f.netns),
-        stateDir: str(f['state-dir']),
-        layout: str(f.layout),
-        domain: str(f.domain),
-        logLevel: str(f['log-level']),
-        health: healthFromFlags({
-          noHealth: f['no-health'] === true,
-          address: str(f['health-address']),
-        }),
+  await runProgram({
+    name: 'calyx-dhcp-agent',
+    usage: USAGE,
+    options: {
+      hostname: { type: 'string' },
+      datastore: { type: 'string' },
+      netns: { type: 'string' },
+      'state-dir': { type: 'string' },
+      layout: { type: 'string' },
+      domain: { type: 'string' },
+      'health-address': { type: 'string' },
+      'no-health': { type: 'boolean' },
+      'log-level': { type: 'string' },
+    },
+    schema: dhcpAgentSettingsSchema,
+    envPrefix: 'CALYX_DHCP_AGENT_',
+    defaults: { hostname: hostname() },
+    overrides: (f) => ({
+      hostname: str(f.hostname),
+      datastore: str(f.datastore),
+      netns: str(f.netns),
+      stateDir: str(f['state-dir']),
+      layout: str(f.layout),
+      domain: str(f.domain),
+      logLevel: str(f['log-level']),
+      health: healthFromFlags({
+        noHealth: f['no-health'] === true,
+        address: str(f['health-address']),
       }),
-      logger: (s) => pino({ level: s.logLevel }),
-      describe: (s) => ({ host: s.hostname }),
-      // Stopping leaves dnsmasq serving.
-      open: async (s, logger) => {
-        const store = await createDatastore(s.datastore, {
-          backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
-          logger,
-          // Started before its datastore is reachable (boot order), it keeps trying: no probe.
-          probe: false,
-        });
-        return serviceOf(createDhcpAgent(store, dhcpAgentConfigFromSettings(s), { logger }), store);
-      },
+    }),
+    logger: (s) => pino({ level: s.logLevel }),
+    describe: (s) => ({ host: s.hostname }),
+    // Stopping leaves dnsmasq serving.
+    open: async (s, logger) => {
+      const store = await createDatastore(s.datastore, {
+        backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
+        logger,
+        // Started before its datastore is reachable (boot order), it keeps trying: no probe.
+        probe: false,
+      });
+      return serviceOf(createDhcpAgent(store, dhcpAgentConfigFromSettings(s), { logger }), store);
     },
-    {
-      argv: process.argv.slice(2),
-      env: process.env,
-      out: (t) => console.log(t),
-      err: (t) => console.error(t),
-    },
-  ),
+  }),
 );
