@@ -1,5 +1,6 @@
 import { Etcd3 } from 'etcd3';
 import {
+  interleaved,
   median,
   result,
   type BenchmarkResult,
@@ -16,24 +17,7 @@ import { EtcdDatastore } from './index.js';
 // other's warm-up (or suffers from its garbage).
 
 type Side = (round: number) => Promise<number>;
-
-async function alternate(
-  rounds: number,
-  ours: Side,
-  bare: Side,
-): Promise<{ ours: number[]; bare: number[] }> {
-  const out = { ours: [] as number[], bare: [] as number[] };
-  for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) {
-      out.ours.push(await ours(r));
-      out.bare.push(await bare(r));
-    } else {
-      out.bare.push(await bare(r));
-      out.ours.push(await ours(r));
-    }
-  }
-  return out;
-}
+const alternate = (rounds: number, ours: Side, bare: Side) => interleaved(rounds, { ours, bare });
 
 export const suite: BenchmarkSuite = {
   id: 'datastore-etcd',

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import {
+  interleaved,
   median,
   result,
   type BenchmarkResult,
@@ -18,25 +19,6 @@ import { RedisDatastore } from './index.js';
 // reversed in the second), so none profits from another's warm-up (or suffers from its garbage).
 
 type Side = (round: number) => Promise<number>;
-type Sides = { ours: Side; bare: Side; etcd: Side };
-type Samples = { ours: number[]; bare: number[]; etcd: number[] };
-
-/** Every order of the three sides once per six rounds; rounds 0 and 1 are reverses. */
-const ORDERS: (keyof Sides)[][] = [
-  ['ours', 'bare', 'etcd'],
-  ['etcd', 'bare', 'ours'],
-  ['bare', 'etcd', 'ours'],
-  ['ours', 'etcd', 'bare'],
-  ['etcd', 'ours', 'bare'],
-  ['bare', 'ours', 'etcd'],
-];
-
-async function rotate(rounds: number, sides: Sides): Promise<Samples> {
-  const out: Samples = { ours: [], bare: [], etcd: [] };
-  for (let r = 0; r < rounds; r++)
-    for (const side of ORDERS[r % ORDERS.length]!) out[side].push(await sides[side](r));
-  return out;
-}
 
 /**
  * Bare ioredis's write: the minimal script reaching the adapter's final state in one round
@@ -167,7 +149,7 @@ export const suite: BenchmarkSuite = {
       await lanes(2000, (_, i) => bareWrite(`/bench/warm/b/${i}`, 'w'));
       await lanes(2000, (_, i) => peer.put(`/bench/warm/e/${i}`, 'w'));
 
-      const put = await rotate(rounds, {
+      const put = await interleaved(rounds, {
         ours: async (r) =>
           rate(ops, await lanes(ops, (_, i) => ours.put(`/bench/o/put/${r}/${i}`, `v${i}`))),
         bare: async (r) =>
@@ -202,7 +184,7 @@ export const suite: BenchmarkSuite = {
               : await s.update(key, value, { expectedModRevision: BigInt(expected) })
             ).modRevision,
           );
-      const cas = await rotate(rounds, {
+      const cas = await interleaved(rounds, {
         ours: casWith(viaStore(ours), 'o'),
         bare: casWith(bareWrite, 'b'),
         etcd: casWith(viaStore(peer), 'e'),
@@ -223,7 +205,7 @@ export const suite: BenchmarkSuite = {
           if (got !== n) throw new Error(`listed ${got} of ${n}`);
           return performance.now() - t0;
         };
-      const list = await rotate(rounds, {
+      const list = await interleaved(rounds, {
         ours: listSide(async () => (await ours.list(listPrefix)).items.length),
         bare: listSide(async () => {
           const r = (await bare.evalsha(
@@ -266,7 +248,7 @@ export const suite: BenchmarkSuite = {
           if (count !== n) throw new Error(`adapter watched ${count}`);
           return rate(count, performance.now() - t0);
         };
-      const watch = await rotate(rounds, {
+      const watch = await interleaved(rounds, {
         ours: watchVia(ours, from, last),
         // The same stream, read the way the adapter's watch reads it: a connection of its
         // own, XREAD of up to 1,000 entries after the last one read, each entry's events

@@ -53,3 +53,43 @@ export function describeTargets(r: BenchmarkResult): string {
     parts.push(`${r.absoluteTarget.op === '<=' ? '≤' : '≥'} ${r.absoluteTarget.value} ${r.unit}`);
   return parts.join(', ');
 }
+
+/** Every order of `keys`, each followed by its reverse (so rounds 0 and 1 are reverses). */
+export function interleavings<K>(keys: readonly K[]): K[][] {
+  const perms: K[][] = [];
+  const permute = (rest: readonly K[], acc: K[]) => {
+    if (rest.length === 0) perms.push(acc);
+    rest.forEach((k, i) => permute([...rest.slice(0, i), ...rest.slice(i + 1)], [...acc, k]));
+  };
+  permute(keys, []);
+  const out: K[][] = [];
+  const seen = new Set<string>();
+  for (const p of perms) {
+    const id = JSON.stringify(p);
+    if (seen.has(id)) continue;
+    const rev = [...p].reverse();
+    out.push(p);
+    seen.add(id);
+    if (rev.length > 1) {
+      out.push(rev);
+      seen.add(JSON.stringify(rev));
+    }
+  }
+  return out;
+}
+
+/**
+ * Measures every side once per round, in an order that changes every round (every order of
+ * the sides in turn), so none profits from another's warm-up or suffers from its garbage.
+ */
+export async function interleaved<K extends string>(
+  rounds: number,
+  sides: Record<K, (round: number) => Promise<number>>,
+): Promise<Record<K, number[]>> {
+  const keys = Object.keys(sides) as K[];
+  const orders = interleavings(keys);
+  const out = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let r = 0; r < rounds; r++)
+    for (const k of orders[r % orders.length]!) out[k].push(await sides[k](r));
+  return out;
+}

@@ -62,3 +62,25 @@ describe('report', () => {
     ]);
   });
 });
+
+describe('interleaved measurements', () => {
+  it('changes the order of the sides every round: every order once, each followed by its reverse', async () => {
+    const { interleavings, interleaved } = await import('./index.js');
+    expect(interleavings(['a', 'b'])).toEqual([
+      ['a', 'b'],
+      ['b', 'a'],
+    ]);
+    const three = interleavings(['a', 'b', 'c']);
+    expect(three).toHaveLength(6);
+    expect(new Set(three.map((o) => o.join(''))).size).toBe(6);
+    expect(three[1]).toEqual([...three[0]!].reverse());
+    const calls: string[] = [];
+    const side = (k: string) => async (r: number) => {
+      calls.push(`${r}${k}`);
+      return r;
+    };
+    const out = await interleaved(2, { x: side('x'), y: side('y') });
+    expect(calls).toEqual(['0x', '0y', '1y', '1x']);
+    expect(out).toEqual({ x: [0, 1], y: [0, 1] });
+  });
+});
