@@ -36,11 +36,13 @@ import {
   AddressAllocatedError,
   blockPrefixFor,
   endpointOfHandle,
+  heldAddresses,
   portHandle,
   repairIpam,
   subnetPool,
   subnetPoolName,
   type Allocation,
+  type HeldAddress,
   type Ipam,
   type IpamRepairResult,
 } from '@calyx/ipam';
@@ -48,9 +50,7 @@ import {
   enclosingCidr,
   firstAddress,
   formatCidr,
-  formatIP,
   lastAddress,
-  nthAddress,
   parseCidr,
   parseIP,
 } from '@calyx/netaddr';
@@ -587,12 +587,7 @@ function planPorts(desired: ReadonlyMap<string, Endpoint>, cur: Current): Planne
 
 // ------------------------------------------------------------------ IPAM planning
 
-interface Held {
-  ip: string;
-  handleId: string | null;
-  block: string;
-  sequence: number | undefined;
-}
+type Held = HeldAddress;
 
 interface AssignTask {
   port: Endpoint;
@@ -631,26 +626,15 @@ function planIpam(desired: Desired, cur: Current): IpamPlan {
   const held = new Map<string, Held>();
   const byHandle = new Map<string, Held[]>();
   const counts = new Map<string, Map<string, number>>();
-  for (const b of cur.blocks) {
-    const c = parseCidr(b.cidr);
-    b.allocations.forEach((a, ordinal) => {
-      if (a === null) return;
-      const handleId = b.attributes[a]?.handleId ?? null;
-      const h: Held = {
-        ip: formatIP(nthAddress(c, BigInt(ordinal))),
-        handleId,
-        block: b.cidr,
-        sequence: b.sequenceNumberForAllocation[String(ordinal)],
-      };
-      held.set(h.ip, h);
-      if (handleId === null) return;
-      const list = byHandle.get(handleId);
-      if (list) list.push(h);
-      else byHandle.set(handleId, [h]);
-      const perBlock = counts.get(handleId) ?? new Map<string, number>();
-      perBlock.set(b.cidr, (perBlock.get(b.cidr) ?? 0) + 1);
-      counts.set(handleId, perBlock);
-    });
+  for (const h of heldAddresses(cur.blocks)) {
+    held.set(h.ip, h);
+    if (h.handleId === null) continue;
+    const list = byHandle.get(h.handleId);
+    if (list) list.push(h);
+    else byHandle.set(h.handleId, [h]);
+    const perBlock = counts.get(h.handleId) ?? new Map<string, number>();
+    perBlock.set(h.block, (perBlock.get(h.block) ?? 0) + 1);
+    counts.set(h.handleId, perBlock);
   }
   let handleIssues = 0;
   const recorded = new Set<string>();

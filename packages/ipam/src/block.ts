@@ -140,6 +140,33 @@ export function allocateOrdinal(b: IpamBlock, ordinal: number, handleId: string)
 }
 
 /** Who holds an ordinal (handle id), if anyone. */
+/** An allocated address of a block and who holds it (null: no handle). */
+export interface HeldAddress {
+  ip: string;
+  handleId: string | null;
+  block: string;
+  /** The allocation's sequence number (a release with it frees only this allocation). */
+  sequence: number | undefined;
+}
+
+/** Every allocated address of `blocks`, in block then address order. */
+export function heldAddresses(blocks: readonly IpamBlock[]): HeldAddress[] {
+  const out: HeldAddress[] = [];
+  for (const b of blocks) {
+    const c = parseCidr(b.cidr);
+    b.allocations.forEach((a, ordinal) => {
+      if (a === null) return;
+      out.push({
+        ip: formatIP(nthAddress(c, BigInt(ordinal))),
+        handleId: b.attributes[a]?.handleId ?? null,
+        block: b.cidr,
+        sequence: b.sequenceNumberForAllocation[String(ordinal)],
+      });
+    });
+  }
+  return out;
+}
+
 export function holderOf(b: IpamBlock, ordinal: number): string | null | undefined {
   const a = b.allocations[ordinal];
   if (a === null || a === undefined) return undefined;

@@ -7,7 +7,7 @@ import {
   type Subnet,
 } from '@calyx/model';
 import { KINDS } from '@calyx/model';
-import { addressAt, holderOf } from './block.js';
+import { heldAddresses } from './block.js';
 import { AddressAllocatedError, type Ipam } from './ipam.js';
 
 /** The handle IPAM uses for a port's addresses. */
@@ -86,24 +86,19 @@ export async function checkIpam(ipam: Ipam): Promise<IpamCheckReport> {
   };
   const actualCounts = new Map<string, Record<string, number>>();
   const holderByIp = new Map<string, string | null>();
-  for (const b of blocks) {
-    b.allocations.forEach((a, ordinal) => {
-      if (a === null) return;
-      report.allocations++;
-      const handleId = holderOf(b, ordinal) ?? null;
-      const ip = addressAt(b, ordinal);
-      holderByIp.set(ip, handleId);
-      if (handleId === null) return;
-      const counts = actualCounts.get(handleId) ?? {};
-      counts[b.cidr] = (counts[b.cidr] ?? 0) + 1;
-      actualCounts.set(handleId, counts);
-      const epId = endpointOfHandle(handleId);
-      if (epId === undefined) return; // not a port's: not ours to judge
-      const ep = byId.get(epId);
-      if (!ep) report.leaked.push({ ip, handleId, block: b.cidr, reason: 'no-endpoint' });
-      else if (!ep.fixedIps.some((f) => f.ipAddress === ip))
-        report.leaked.push({ ip, handleId, block: b.cidr, reason: 'not-an-endpoint-address' });
-    });
+  for (const { ip, handleId, block } of heldAddresses(blocks)) {
+    report.allocations++;
+    holderByIp.set(ip, handleId);
+    if (handleId === null) continue;
+    const counts = actualCounts.get(handleId) ?? {};
+    counts[block] = (counts[block] ?? 0) + 1;
+    actualCounts.set(handleId, counts);
+    const epId = endpointOfHandle(handleId);
+    if (epId === undefined) continue; // not a port's: not ours to judge
+    const ep = byId.get(epId);
+    if (!ep) report.leaked.push({ ip, handleId, block, reason: 'no-endpoint' });
+    else if (!ep.fixedIps.some((f) => f.ipAddress === ip))
+      report.leaked.push({ ip, handleId, block, reason: 'not-an-endpoint-address' });
   }
   for (const e of endpoints) {
     for (const f of e.fixedIps) {

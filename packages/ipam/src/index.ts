@@ -17,5 +17,11 @@ export {
   type IpamCheckReport,
   type IpamRepairResult,
 } from './check.js';
-export { blockPrefixFor, reservedAddresses, autoAssignable } from './block.js';
+export {
+  blockPrefixFor,
+  reservedAddresses,
+  autoAssignable,
+  heldAddresses,
+  type HeldAddress,
+} from './block.js';
 export { allocateConcurrently, releaseConcurrently } from './load.js';
