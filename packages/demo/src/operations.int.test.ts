@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIntegration, eventually } from '@calyx/core/testing';
 import type { Datastore } from '@calyx/datastore';
 import { EtcdDatastore } from '@calyx/datastore-etcd';
-import { HostUnavailableError } from '@calyx/driver';
+import { HostUnavailableError, ResourceNotFoundError } from '@calyx/driver';
 import { parsePrometheusText, type PrometheusSample } from '@calyx/telemetry';
 import { RedisDatastore } from '@calyx/datastore-redis';
 import {
@@ -144,6 +144,37 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
         await eventually(
           async () => (await driver.getPortStatus(port.id).catch(() => 'gone')) === 'gone',
         );
+      });
+
+      it('follows a port moved to another host while the orchestrator waits, and stops when it is deleted', async () => {
+        const { driver, bed } = cluster;
+        const port = await newPort('compute-1');
+        const ip = port.fixedIps[0]!.ipAddress;
+        const up = driver.waitForPortStatus(port.id, 'up', { timeoutMs: 10_000 });
+        await driver.waitForPortStatus(port.id, 'down', { timeoutMs: 5_000 }); // compute-1 has it
+        // Rescheduled before its VM was plugged: the VM comes up on compute-2.
+        await driver.bindPort(port.id, 'compute-2');
+        const host2 = cluster.hosts.get('compute-2')!;
+        const vm = await bed.addVm(host2, {
+          name: `vm-${port.id.slice(0, 8)}`,
+          tapName: port.interfaceName,
+          mac: port.mac,
+          ipv4: { address: ip, prefixLength: 24, gateway: PRIVATE_SUBNET.gateway },
+        });
+        expect(await up).toMatchObject({ host: 'compute-2', status: 'up', stale: false });
+        expect(await bed.ping(host2, ip)).toBe(true);
+        // compute-1 dropped its own route to the port and learns the new one over BGP.
+        await bed.waitForPing(cluster.hosts.get('compute-1')!, ip);
+        // Deleted while someone waits for it: a typed error at once, not a timeout.
+        await bed.removeVm(vm);
+        await driver.waitForPortStatus(port.id, 'down', { timeoutMs: 5_000 });
+        const t0 = performance.now();
+        const gone = expect(
+          driver.waitForPortStatus(port.id, 'up', { timeoutMs: 10_000 }),
+        ).rejects.toThrow(ResourceNotFoundError);
+        await driver.deletePort(port.id);
+        await gone;
+        expect(performance.now() - t0).toBeLessThan(5_000);
       });
 
       it('serves /livez, /readyz and /metrics (parsed) from the agent and the DHCP agent', async () => {

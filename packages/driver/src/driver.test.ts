@@ -287,7 +287,7 @@ describe('port status and agent liveness', () => {
     await agent.start();
     const port = (id: string, host: string | null) =>
       driver.createPort({ id, networkId: 'n', mac: 'fa:16:3e:00:00:01', host });
-    return { clock, driver, agent, port };
+    return { clock, engine, driver, agent, port };
   };
 
   it('refuses to bind ports to a host without a live agent, and again once its liveness expires', async () => {
@@ -436,6 +436,68 @@ describe('port status and agent liveness', () => {
     ac.abort();
     await expect(aborted).rejects.toThrow(/waiting for port p1 to be up/);
     await agent.close({ revoke: true });
+  });
+
+  it('follows a port bound or moved while it waits, and stops when the port is deleted', async () => {
+    const { clock, engine, driver, agent, port } = await setup();
+    const agent2 = new StatusReporter(new MemoryDatastore(engine), {
+      hostname: 'compute-2',
+      ttlSeconds: 3,
+      clock,
+    });
+    await agent2.start();
+    const settledFlag = (p: Promise<unknown>) => {
+      const flag = { settled: false };
+      void p.then(
+        () => (flag.settled = true),
+        () => (flag.settled = true),
+      );
+      return flag;
+    };
+    // Unbound when the wait begins: it waits for the binding, then for that host's agent.
+    await port('p1', null);
+    const bound = driver.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
+    const boundFlag = settledFlag(bound);
+    await driver.bindPort('p1', 'compute-1');
+    await new Promise((r) => setImmediate(r));
+    expect(boundFlag.settled).toBe(false);
+    agent.report(new Map([['p1', { status: 'up', reason: '' }]]), { inSync: true });
+    await agent.flush();
+    expect(await bound).toMatchObject({ host: 'compute-1', status: 'up' });
+    // Moved while waiting: compute-1's (now stale) report does not count, compute-2's does.
+    const moved = driver.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
+    agent.report(new Map([['p1', { status: 'down', reason: 'interface tapp1 is down' }]]), {
+      inSync: true,
+    });
+    clock.advance(100);
+    await agent.flush();
+    const movedFlag = settledFlag(moved);
+    await driver.bindPort('p1', 'compute-2');
+    agent.report(new Map([['p1', { status: 'up', reason: '' }]]), { inSync: true });
+    clock.advance(100);
+    await agent.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(movedFlag.settled).toBe(false);
+    agent2.report(new Map([['p1', { status: 'up', reason: '' }]]), { inSync: true });
+    await agent2.flush();
+    const now = await driver.getPort('p1');
+    expect(await moved).toMatchObject({ host: 'compute-2', status: 'up', stale: false });
+    expect(now?.host).toBe('compute-2');
+    // Deleted while waiting: ResourceNotFoundError, not a timeout.
+    agent2.report(new Map([['p1', { status: 'down', reason: 'interface tapp1 is down' }]]), {
+      inSync: true,
+    });
+    clock.advance(100);
+    await agent2.flush();
+    const deleted = expect(
+      driver.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 }),
+    ).rejects.toThrow(ResourceNotFoundError);
+    await new Promise((r) => setImmediate(r));
+    await driver.deletePort('p1');
+    await deleted;
+    await expect(driver.waitForPortStatus('nope', 'up')).rejects.toThrow(ResourceNotFoundError);
+    await agent.close({ revoke: true });
+    await agent2.close({ revoke: true });
   });
 
   it('reads again when its watch’s history was compacted away', async () => {

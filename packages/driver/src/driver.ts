@@ -7,6 +7,7 @@ import {
   decodeResource,
   type Datastore,
   type ResourceTxn,
+  type KeyValue,
   type Stored,
 } from '@calyx/datastore';
 import {
@@ -765,10 +766,11 @@ export class CalyxDriver {
    * Resolves once the port's agent reports `wanted` (default `up`: its tap exists and is up,
    * and its routes and rules are programmed) about the port as it is now or later — a report
    * about an earlier revision of it (before an update, or before it was deleted and created
-   * again) does not count. It follows the host the port is bound to when the wait begins: a
-   * port moved to another host meanwhile times out (wait again). Throws PortStatusTimeoutError
-   * after `timeoutMs`. No polling: a read, then a watch from that read's revision (read again
-   * if the watch's history is compacted away).
+   * again) does not count. It follows the port: bound meanwhile, or moved to another host, it
+   * waits for that host's agent; deleted meanwhile (or not there at all), it throws
+   * ResourceNotFoundError. Throws PortStatusTimeoutError after `timeoutMs`. No polling: a read,
+   * then watches on the port's status and location from that read's revision (read again if a
+   * watch's history is compacted away or the port moves).
    */
   async waitForPortStatus(
     id: string,
@@ -785,40 +787,17 @@ export class CalyxDriver {
       timedOut = true;
       stop.abort();
     }, timeoutMs);
-    let last: PortStatus | undefined;
+    const seen: { last?: PortStatus } = {};
     try {
-      const port = await this.locate(id);
-      if (!port) throw new ResourceNotFoundError('Port', id);
-      if (port.value.host === null)
-        throw new HostUnavailableError('(none)', `port ${id} is not bound`);
-      const host = port.value.host;
-      const key = keys.endpointStatus(host, id);
-      const reached = (s: PortStatus) => s.status === wanted && !s.stale;
       while (!stop.signal.aborted) {
-        // A read-only transaction: exactly this key, and the revision to watch on from.
-        const read = await this.store.txn({ compares: [], success: [{ type: 'get', key }] });
-        const got = read.results[0];
-        const kv = got?.type === 'get' ? got.kv : undefined;
-        last = withPort(
-          statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined),
-          port.modRevision,
-        );
-        if (reached(last)) return last;
-        for await (const ev of this.store.watch(key, {
-          fromRevision: read.revision + 1n,
-          prevKv: false,
-          signal: stop.signal,
-        })) {
-          if (ev.type === 'resync') break; // history gone: read again
-          if (ev.type === 'delete') {
-            if (ev.key === key) last = withPort(statusEvent(id, host, undefined), port.modRevision);
-          } else if (ev.kv.key === key)
-            last = withPort(
-              statusEvent(id, host, decodeResource('EndpointStatus', ev.kv).value),
-              port.modRevision,
-            );
-          if (reached(last)) return last;
+        const port = await this.locate(id);
+        if (!port) {
+          // Between reading its location and its record, the port may have moved: look again.
+          if (await this.client.get('EndpointLocation', keys.endpointLocation(id))) continue;
+          throw new ResourceNotFoundError('Port', id);
         }
+        const reached = await this.waitWhereBound(port, wanted, stop.signal, seen);
+        if (reached) return reached;
       }
     } finally {
       clearTimeout(timer);
@@ -829,11 +808,107 @@ export class CalyxDriver {
       throw new PortStatusTimeoutError(
         id,
         wanted,
-        last?.status ?? 'unknown',
-        last?.reason ?? '',
+        seen.last?.status ?? 'unknown',
+        seen.last?.reason ?? '',
         timeoutMs,
       );
     throw new AbortedError(`waiting for port ${id} to be ${wanted}`);
+  }
+
+  /**
+   * One round of waitForPortStatus, for the port where it is bound now: the status that
+   * reached `wanted`, or undefined when the port moved or went away, a watch's history was
+   * compacted (read again), or `signal` aborted.
+   */
+  private async waitWhereBound(
+    port: Stored<Endpoint>,
+    wanted: EndpointStatus['status'],
+    signal: AbortSignal,
+    seen: { last?: PortStatus },
+  ): Promise<PortStatus | undefined> {
+    const { id, host } = port.value;
+    const locationKey = keys.endpointLocation(id);
+    const statusKey = host === null ? undefined : keys.endpointStatus(host, id);
+    const statusOf = (kv: KeyValue | undefined): PortStatus =>
+      host === null
+        ? {
+            ...statusEvent(id, '', undefined),
+            reason: 'not bound',
+            portRevision: port.modRevision,
+            stale: false,
+          }
+        : withPort(
+            statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined),
+            port.modRevision,
+          );
+    const reached = (s: PortStatus) => s.status === wanted && !s.stale;
+    // A read-only transaction: exactly these keys, and the revision to watch on from.
+    const read = await this.store.txn({
+      compares: [],
+      success: [
+        { type: 'get', key: locationKey },
+        ...(statusKey ? [{ type: 'get' as const, key: statusKey }] : []),
+      ],
+    });
+    const kvOf = (i: number) => {
+      const r = read.results[i];
+      return r?.type === 'get' ? r.kv : undefined;
+    };
+    const location = kvOf(0);
+    if (!location || decodeResource('EndpointLocation', location).value.host !== host) return;
+    seen.last = statusOf(kvOf(1));
+    if (reached(seen.last)) return seen.last;
+    const round = new AbortController();
+    const endRound = () => round.abort();
+    signal.addEventListener('abort', endRound, { once: true });
+    if (signal.aborted) round.abort();
+    const from = read.revision + 1n;
+    // Watches are by prefix: only events on exactly our keys count. Watches end quietly on
+    // abort; a failed location watch ends the round and its error is thrown below.
+    let failed: { error: unknown } | undefined;
+    const moved = (async () => {
+      for await (const ev of this.store.watch(locationKey, {
+        fromRevision: from,
+        prevKv: false,
+        signal: round.signal,
+      }))
+        if (ev.type === 'resync' || (ev.type === 'put' ? ev.kv.key : ev.key) === locationKey) break;
+    })().then(
+      () => round.abort(),
+      (error: unknown) => {
+        failed = { error };
+        round.abort();
+      },
+    );
+    try {
+      if (statusKey)
+        for await (const ev of this.store.watch(statusKey, {
+          fromRevision: from,
+          prevKv: false,
+          signal: round.signal,
+        })) {
+          if (ev.type === 'resync') break;
+          if ((ev.type === 'put' ? ev.kv.key : ev.key) !== statusKey) continue;
+          seen.last = statusOf(ev.type === 'put' ? ev.kv : undefined);
+          // The two watches are not ordered with each other: a report from the old host can
+          // come before the move is seen. Only a report about where the port still is counts.
+          if (reached(seen.last)) {
+            if ((await this.store.get(locationKey))?.modRevision === location.modRevision)
+              return seen.last;
+            break;
+          }
+        }
+      // The status watch ended (compacted, moved or aborted): this round is over. An unbound
+      // port's round lasts until it is bound.
+      if (statusKey) round.abort();
+      await moved;
+      if (failed) throw failed.error;
+      return undefined;
+    } finally {
+      round.abort();
+      signal.removeEventListener('abort', endRound);
+      await moved;
+    }
   }
 
   async listHosts(): Promise<Host[]> {

@@ -23,7 +23,9 @@ export class Pinger {
   private firstReplyAt: number | undefined;
   private readonly started = performance.now();
   private readonly reading: Promise<void>;
-  private waiters: { n: number; resolve: () => void }[] = [];
+  private waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Why ping is no longer running (it exits at once when it has no route to the target). */
+  private ended: Error | undefined;
 
   constructor(
     runner: CommandRunner,
@@ -56,6 +58,17 @@ export class Pinger {
         this.maxSeq = Math.max(this.maxSeq, Number(noAnswer[1]));
       }
     }
+    const exit = await this.child.exited;
+    this.ended = new Error(
+      `ping ${this.target} ended (exit ${exit.exitCode ?? exit.signal})${exit.stderr.trim() ? `: ${exit.stderr.trim()}` : ''}`,
+    );
+    for (const w of this.waiters) w.reject(this.ended);
+    this.waiters = [];
+  }
+
+  /** Set once ping has exited: why. */
+  get endedBecause(): Error | undefined {
+    return this.ended;
   }
 
   /** performance.now() of the first reply, if any. */
@@ -63,10 +76,11 @@ export class Pinger {
     return this.firstReplyAt;
   }
 
-  /** Resolves once `n` replies have arrived in total. */
+  /** Resolves once `n` replies have arrived in total; rejects if ping exits before. */
   waitForReplies(n = 1): Promise<void> {
     if (this.replies.size >= n) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => this.waiters.push({ n, resolve, reject }));
   }
 
   stats(inFlight = 5): PingStats {

@@ -48,6 +48,26 @@ describeIntegration('Testbed', { root: true, commands: ['ip', 'ping'] }, () => {
     expect((await namespaces()).filter((n) => n.startsWith(bed.runId))).toEqual([]);
   });
 
+  it('keeps pinging until a route appears (a ping without a route exits at once)', async () => {
+    const bed = await Testbed.create();
+    try {
+      const h1 = await bed.addHost('h1');
+      const h2 = await bed.addHost('h2');
+      await bed.exec(h1.netns, ['ip', 'addr', 'add', '10.99.0.1/32', 'dev', 'lo']);
+      const noRoute = bed.startPinger(h2, '10.99.0.1');
+      await expect(noRoute.waitForReplies(1)).rejects.toThrow(/Network is unreachable/);
+      await noRoute.stop();
+      const waiting = bed.waitForPing(h2, '10.99.0.1', 10_000);
+      await new Promise((r) => setTimeout(r, 300)); // the route comes later
+      await bed.exec(h2.netns, ['ip', 'route', 'add', '10.99.0.1/32', 'via', h1.ipv4]);
+      // (Before, the first ping's exit left this waiting for its whole timeout.)
+      expect(await waiting).toBeLessThan(10_000);
+      expect(await bed.ping(h2, '10.99.0.1')).toBe(true);
+    } finally {
+      await bed.dispose();
+    }
+  });
+
   it('stops processes left inside its namespaces when disposed', async () => {
     const bed = await Testbed.create();
     const h = await bed.addHost('h');

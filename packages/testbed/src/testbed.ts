@@ -328,21 +328,41 @@ export class Testbed implements AsyncDisposable {
     }
   }
 
-  /** Pings until a reply arrives; rejects after `timeoutMs`. Returns the time it took. */
+  /**
+   * Pings until a reply arrives; rejects after `timeoutMs`. Returns the time it took. A ping
+   * that exits at once (no route yet: `connect: Network is unreachable`) is started again.
+   */
   async waitForPing(from: TestVm | TestHost, target: string, timeoutMs = 15_000): Promise<number> {
     const t0 = performance.now();
-    const pinger = this.startPinger(from, target, 20);
-    try {
-      await Promise.race([
-        pinger.waitForReplies(1),
-        sleep(timeoutMs).then(() => {
-          throw new Error(`no ping reply from ${target} to ${from.name} within ${timeoutMs} ms`);
-        }),
-      ]);
-      return performance.now() - t0;
-    } finally {
-      await pinger.stop();
+    const deadline = t0 + timeoutMs;
+    let why = '';
+    while (performance.now() < deadline) {
+      const pinger = this.startPinger(from, target, 20);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const outcome = await Promise.race([
+          pinger.waitForReplies(1).then(
+            () => 'reply' as const,
+            (e: Error) => {
+              why = e.message;
+              return 'ended' as const;
+            },
+          ),
+          new Promise<'timeout'>((r) => {
+            timer = setTimeout(() => r('timeout'), Math.max(0, deadline - performance.now()));
+          }),
+        ]);
+        if (outcome === 'reply') return performance.now() - t0;
+        if (outcome === 'timeout') break;
+      } finally {
+        clearTimeout(timer);
+        await pinger.stop();
+      }
+      await sleep(20);
     }
+    throw new Error(
+      `no ping reply from ${target} to ${from.name} within ${timeoutMs} ms${why ? ` (last: ${why})` : ''}`,
+    );
   }
 
   /**
