@@ -1,4 +1,4 @@
-import { originalUrl, type DatastoreBackend, type OpenOptions } from '@calyx/datastore';
+import { originalUrl, type DatastoreBackend, type BackendOpenOptions } from '@calyx/datastore';
 import { EtcdDatastore } from './etcd-datastore.js';
 import { parseEtcdUrl } from './url.js';
 
@@ -6,7 +6,7 @@ import { parseEtcdUrl } from './url.js';
 export class EtcdBackend implements DatastoreBackend {
   readonly schemes = ['etcd', 'etcds'] as const;
 
-  async open(url: URL, opts: OpenOptions): Promise<EtcdDatastore> {
+  async open(url: URL, opts: BackendOpenOptions): Promise<EtcdDatastore> {
     const store = new EtcdDatastore({
       ...parseEtcdUrl(originalUrl(url)),
       ...(opts.logger ? { logger: opts.logger } : {}),

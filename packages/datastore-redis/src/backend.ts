@@ -1,4 +1,4 @@
-import { originalUrl, type DatastoreBackend, type OpenOptions } from '@calyx/datastore';
+import { originalUrl, type DatastoreBackend, type BackendOpenOptions } from '@calyx/datastore';
 import { RedisDatastore } from './redis-datastore.js';
 import { parseRedisUrl } from './url.js';
 
@@ -6,7 +6,7 @@ import { parseRedisUrl } from './url.js';
 export class RedisBackend implements DatastoreBackend {
   readonly schemes = ['redis', 'rediss', 'redis+sentinel', 'rediss+sentinel'] as const;
 
-  open(url: URL, opts: OpenOptions): Promise<RedisDatastore> {
+  open(url: URL, opts: BackendOpenOptions): Promise<RedisDatastore> {
     const logger = opts.logger ? { logger: opts.logger } : {};
     const o = { ...parseRedisUrl(originalUrl(url)), ...logger };
     return opts.probe === false ? Promise.resolve(new RedisDatastore(o)) : RedisDatastore.open(o);

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  DatastoreError,
   InvalidArgumentError,
+  UnavailableError,
+  checkAccess,
+  isRefusal,
   InvalidKeyError,
   MAX_TXN_OPS,
   UnsupportedUrlError,
@@ -171,5 +175,25 @@ describe('ResourceCache', () => {
     expect(cache.get('Endpoint', 'e1')?.host).toBe('h2');
     cache.apply([{ type: 'delete', key: '/calyx/v1/host/h2/endpoint/e1', prev: undefined }]);
     expect(cache.size('Endpoint')).toBe(0);
+  });
+});
+
+describe('checkAccess', () => {
+  const refused = () =>
+    Promise.reject(new DatastoreError('PERMISSION_DENIED', 'etcd refused: authentication failed'));
+  it('tells a store that answers, one that refuses, and one that is not reachable apart', async () => {
+    expect(await checkAccess({ revision: async () => 7n })).toBe('reachable');
+    await expect(checkAccess({ revision: refused })).rejects.toThrow(/authentication failed/);
+    expect(isRefusal(await checkAccess({ revision: refused }).catch((e: unknown) => e))).toBe(true);
+    const down = () => Promise.reject(new UnavailableError('etcd unavailable: ECONNREFUSED'));
+    expect(await checkAccess({ revision: down })).toBe('unreachable');
+    // No answer at all (a store that hangs): unreachable after the timeout, and a late refusal
+    // is not an unhandled rejection.
+    const late = () =>
+      new Promise<bigint>((_, reject) =>
+        setTimeout(() => reject(new DatastoreError('PERMISSION_DENIED', 'late')), 30),
+      );
+    expect(await checkAccess({ revision: late }, { timeoutMs: 5 })).toBe('unreachable');
+    await new Promise((r) => setTimeout(r, 40));
   });
 });

@@ -55,6 +55,7 @@ export {
   kindOfKey,
   type Stored,
 } from './resource-client.js';
+export { checkAccess, isRefusal } from './access.js';
 export { Syncer, type SyncerOptions, type SyncerMessage, type SyncerChange } from './syncer.js';
 export { ResourceCache, type CacheUpdate } from './resource-cache.js';
 export {
@@ -81,5 +82,6 @@ export {
   originalUrl,
   type DatastoreBackend,
   type OpenOptions,
+  type BackendOpenOptions,
 } from './registry.js';
 export { DATASTORE, RESOURCE_CLIENT, datastoreModule } from './di.js';

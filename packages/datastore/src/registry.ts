@@ -1,4 +1,5 @@
 import type { Clock, Logger } from '@calyx/core';
+import { checkAccess } from './access.js';
 import { UnsupportedUrlError } from './errors.js';
 import type { Datastore } from './types.js';
 
@@ -7,16 +8,21 @@ export interface OpenOptions {
   clock?: Clock;
   /**
    * Check that the store answers before returning (default true: a clear error at once). A
-   * long-running agent passes false: started before its datastore is reachable, it keeps
-   * trying (with backoff) instead of failing.
+   * long-running agent passes `'refusals'`: started before its datastore is reachable, it
+   * keeps trying (with backoff) instead of failing — but a store that answers and refuses it
+   * (credentials, role) is an error at once, since no retry can cure that. `false` skips the
+   * check entirely.
    */
-  probe?: boolean;
+  probe?: boolean | 'refusals';
 }
+
+/** What a backend is asked: refusals are checked here, after it opened without a probe. */
+export type BackendOpenOptions = Omit<OpenOptions, 'probe'> & { probe?: boolean };
 
 /** An adapter's entry point: which URL schemes it serves and how to open one. */
 export interface DatastoreBackend {
   readonly schemes: readonly string[];
-  open(url: URL, opts: OpenOptions): Promise<Datastore>;
+  open(url: URL, opts: BackendOpenOptions): Promise<Datastore>;
 }
 
 /**
@@ -40,11 +46,23 @@ export async function createDatastore(
     parsed = new URL(url.replace(/^([^:]+:\/\/)([^/,]+),[^/]*/, '$1$2'));
     parsed.hash = encodeURIComponent(url);
   }
-  return backend.open(parsed, {
+  const store = await backend.open(parsed, {
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
-    ...(opts.probe !== undefined ? { probe: opts.probe } : {}),
+    ...(opts.probe !== undefined ? { probe: opts.probe === true } : {}),
   });
+  if (opts.probe !== 'refusals') return store;
+  try {
+    if ((await checkAccess(store)) === 'unreachable')
+      opts.logger?.warn(
+        { scheme },
+        'datastore not reachable yet; starting anyway, will keep trying',
+      );
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  return store;
 }
 
 /** The original URL string (handles the comma-separated host lists createDatastore accepts). */

@@ -7,6 +7,7 @@ import {
   type Clock,
   type Logger,
 } from '@calyx/core';
+import { isRefusal } from './access.js';
 import { ClosedError, UnavailableError } from './errors.js';
 import type { Datastore, KeyValue, Revision, WatchMessage } from './types.js';
 import { validatePrefix } from './validate.js';
@@ -109,9 +110,13 @@ export class Syncer implements AsyncIterable<SyncerMessage> {
           baseMs: this.opts.retryBaseMs ?? 100,
           maxMs: this.opts.retryMaxMs ?? 5_000,
         });
-        this.logger.warn(
+        // A refusal (credentials, role) needs an operator; it is retried all the same, since
+        // the fix is made on the datastore's side.
+        this.logger[isRefusal(e) ? 'error' : 'warn'](
           { err: e instanceof Error ? e.message : String(e), retryInMs: delay },
-          'syncer: datastore error, will re-list',
+          isRefusal(e)
+            ? 'syncer: the datastore refuses access, will retry'
+            : 'syncer: datastore error, will re-list',
         );
         this.markResyncing(e instanceof Error ? e.message : String(e));
         try {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIntegration, eventually } from '@calyx/core/testing';
-import { freePort, Testbed, type TestHost } from '@calyx/testbed';
+import { freePort, startRedis, Testbed, type StartedRedis, type TestHost } from '@calyx/testbed';
 
 const bin = (pkg: string, name: string) =>
   fileURLToPath(new URL(`../../${pkg}/dist/bin/${name}.js`, import.meta.url));
@@ -13,16 +13,23 @@ const PROGRAMS = [
 // What a service manager (systemd) sees: stopping is exit 0, during start as well as after.
 describeIntegration(
   'calyx-agent and calyx-dhcp-agent as programs: stop signals and exit codes',
-  { root: true, commands: ['ip', 'bird', 'birdc', 'iptables-restore', 'ipset', 'dnsmasq'] },
+  {
+    root: true,
+    commands: ['ip', 'bird', 'birdc', 'iptables-restore', 'ipset', 'dnsmasq', 'redis-server'],
+  },
   () => {
     let bed: Testbed;
     let host: TestHost;
+    /** A Redis that wants a password the programs are not given. */
+    let guarded: StartedRedis;
     beforeAll(async () => {
       bed = await Testbed.create();
       host = await bed.addHost('h1');
+      guarded = await startRedis({ extraArgs: ['--requirepass', 'not-given'] });
     });
     afterAll(async () => {
       await bed?.dispose();
+      await guarded?.stop();
     });
 
     const start = async (program: (typeof PROGRAMS)[number], datastore: string) => {
@@ -71,6 +78,14 @@ describeIntegration(
         const exit = await p.child.exited;
         expect(exit, p.log.join('\n')).toMatchObject({ exitCode: 0, signal: null });
         expect(p.said('stopping before start completed')).toBe(true);
+      });
+
+      it(`${program.name}: a datastore that refuses its credentials stops it at start with exit 1, saying why`, async () => {
+        const p = await start(program, `redis://127.0.0.1:${guarded.port}/?namespace=programs`);
+        const exit = await p.child.exited;
+        expect(exit, p.log.join('\n')).toMatchObject({ exitCode: 1, signal: null });
+        const why = p.log.find((l) => l.includes('"msg":"could not start"'));
+        expect(why, p.log.join('\n')).toMatch(/redis refused: NOAUTH/);
       });
 
       it(`${program.name}: SIGTERM once ready stops it with exit 0`, async () => {

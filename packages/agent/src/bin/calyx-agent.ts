@@ -70,8 +70,9 @@ process.exit(
       const store = await createDatastore(s.datastore, {
         backends: [new MemoryBackend(), new EtcdBackend(), new RedisBackend()],
         logger,
-        // Started before its datastore is reachable (boot order), it keeps trying: no probe.
-        probe: false,
+        // Started before its datastore is reachable (boot order), it keeps trying; refused
+        // (credentials, role), it stops here with the reason.
+        probe: 'refusals',
       });
       return serviceOf(createAgent(store, agentConfigFromSettings(s), { logger }), store);
     },
