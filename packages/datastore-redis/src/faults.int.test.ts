@@ -77,7 +77,7 @@ describeIntegration('redis adapter under faults', { commands: ['redis-server'] }
       cutDone = true;
       await within(60_000, 'the whole catch-up', watching);
       ac.abort();
-      expect(proxy.connections).toBeGreaterThan(2);
+      expect(proxy.connections).toBeGreaterThan(1); // the cut one, then its reconnection
       expect(beforeCut).toBeGreaterThan(0);
       expect(beforeCut).toBeLessThan(total);
       expect(seen).toHaveLength(total);

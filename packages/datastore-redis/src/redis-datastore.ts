@@ -36,6 +36,7 @@ import type {
   WatchMessage,
   WatchOptions,
 } from '@calyx/datastore';
+import { StreamDoorbell } from './doorbell.js';
 import {
   decodeEvents,
   entryFields,
@@ -78,7 +79,10 @@ export interface RedisDatastoreOptions {
   leaseSweepIntervalMs?: number;
   /** Longest pause between reconnection attempts. Default 2 s. */
   maxReconnectDelayMs?: number;
-  /** How long one blocking stream read of a watch waits for news. Default 5 s. */
+  /**
+   * How long the shared blocking stream read waits for news, and how long a quiet watch waits
+   * before checking the store has not gone back behind it. Default 5 s.
+   */
   watchBlockMs?: number;
   /**
    * Durability: after every write, wait (Redis `WAIT`) until this many replicas acknowledged
@@ -132,8 +136,9 @@ function written(r: TxnOpResult | undefined): KeyValue {
  * The Datastore contract on Redis. Every mutation is one run of one Lua script (compares,
  * the store-wide revision counter, the values with their revisions, one stream entry per
  * revision carrying its events); lists are paginated and pinned to the revision of their
- * first page by undoing, from the stream, what changed after it; a watch reads the stream on
- * a connection of its own from the revision after the last it delivered, so reconnects lose
+ * first page by undoing, from the stream, what changed after it; a watch reads the stream
+ * (woken by the client's one blocking `StreamDoorbell`) from the revision after the last it
+ * delivered, so reconnects lose
  * and repeat nothing, and a gap in the stream (trimmed history) ends it with the resync
  * signal. Lease expiry is swept by every client and by every mutation, on the server's clock.
  * Writes are never retried behind the caller's back; reads are, while Redis is unreachable.
@@ -153,6 +158,8 @@ export class RedisDatastore implements Datastore {
   /** What ends each active watch. */
   private readonly stops = new Set<() => void>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Tells every watch of this client when the history has news (one blocking connection). */
+  private readonly doorbell: StreamDoorbell;
 
   constructor(private readonly opts: RedisDatastoreOptions) {
     if (opts.redis.keyPrefix)
@@ -190,6 +197,13 @@ export class RedisDatastore implements Datastore {
     this.client.on('error', (e: Error) =>
       this.logger.debug({ err: e.message }, 'redis connection error'),
     );
+    this.doorbell = new StreamDoorbell({
+      connect: () => this.watchConnection(),
+      streamKey: this.keys.log,
+      blockMs: this.blockMs,
+      maxReconnectDelayMs: this.maxReconnectDelayMs,
+      logger: this.logger,
+    });
     this.scheduleSweep(0);
   }
 
@@ -671,17 +685,8 @@ export class RedisDatastore implements Datastore {
     if (opts.signal?.aborted) return;
     const prevKv = opts.prevKv ?? true;
     const wanted = (key: string) => key.startsWith(prefix);
-    // The watch's own connection: dropped on every failure, and to interrupt a blocking read.
-    let conn: Redis | undefined;
-    const drop = () => {
-      conn?.disconnect();
-      conn = undefined;
-    };
     const halt = new AbortController();
-    const release = this.whenStopped(opts.signal, () => {
-      halt.abort();
-      drop();
-    });
+    const release = this.whenStopped(opts.signal, () => halt.abort());
     try {
       // The watch owns its resume point: the first revision it has not delivered yet.
       let next = opts.fromRevision ?? (await this.revision()) + 1n;
@@ -697,9 +702,8 @@ export class RedisDatastore implements Datastore {
       let lastToken: string | undefined;
       for (let attempt = 0; !halt.signal.aborted;) {
         try {
-          conn ??= this.watchConnection();
           if (verify) {
-            const raw = await conn.call('HGET', this.keys.meta, 'rev');
+            const raw = await this.client.call('HGET', this.keys.meta, 'rev');
             const current = BigInt(raw == null ? '1' : String(raw));
             if (current < observed) {
               // Revisions this watch has seen are gone (a failover to a replica that had not
@@ -713,20 +717,23 @@ export class RedisDatastore implements Datastore {
             }
             verify = false;
           }
-          // Returns at once while there is history after `next - 1`, else blocks for news.
-          const reply = (await conn.callBuffer(
+          // Non-blocking, on the shared connection; the doorbell says when to read again.
+          const seen = this.doorbell.seq;
+          const reply = (await this.client.callBuffer(
             'XREAD',
             'COUNT',
             String(count),
-            'BLOCK',
-            String(this.blockMs),
             'STREAMS',
             this.keys.log,
             `${next - 1n}-0`,
           )) as [Buffer, StreamEntry[]][] | null;
           attempt = 0;
-          if (!reply) verify = true;
           const entries = reply?.[0]?.[1] ?? [];
+          if (entries.length === 0) {
+            // A quiet spell: make sure the store has not gone back behind this watch.
+            if (!(await this.doorbell.wait(seen, this.blockMs, halt.signal))) verify = true;
+            continue;
+          }
           let bytes = 0;
           for (const [id, fields] of entries) {
             const rev = entryRevision(id);
@@ -760,10 +767,9 @@ export class RedisDatastore implements Datastore {
             }
             next = rev + 1n;
           }
-          if (entries.length > 0) count = this.nextCount(entries.length, bytes);
+          count = this.nextCount(entries.length, bytes);
         } catch (e) {
           if (halt.signal.aborted || this.closed) return;
-          drop();
           verify = true;
           const delay = backoffDelay(attempt++, { baseMs: 50, maxMs: this.maxReconnectDelayMs });
           this.logger.warn(
@@ -775,7 +781,6 @@ export class RedisDatastore implements Datastore {
       }
     } finally {
       release();
-      drop();
     }
   }
 
@@ -794,6 +799,7 @@ export class RedisDatastore implements Datastore {
     this.closed = true;
     clearTimeout(this.sweepTimer);
     for (const stop of [...this.stops]) stop();
+    await this.doorbell.close();
     this.client.disconnect();
   }
 }

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeIntegration } from '@calyx/core/testing';
+import { describeIntegration, eventually } from '@calyx/core/testing';
+import { WatchReader } from '@calyx/datastore/testing';
 import type { KeyValue, WatchMessage } from '@calyx/datastore';
 import { startRedis, type StartedRedis } from '@calyx/testbed';
 import { RedisDatastore, type RedisDatastoreOptions } from './index.js';
@@ -104,6 +105,51 @@ describeIntegration(
       );
       await s.revokeLease(lease.id);
       expect((await raw.keys('*layout*')).sort()).toEqual(['{layout}:meta', '{layout}:log'].sort());
+    });
+
+    it('serves every watch of a client over one blocking connection, and survives losing it', async () => {
+      const clients = async () => ((await raw.call('CLIENT', 'LIST')) as string).trim().split('\n');
+      const base = (await clients()).length;
+      const s = client('many', { watchBlockMs: 300 });
+      const writer = client('many');
+      const from = (await Promise.all([s.revision(), writer.revision()]))[1] + 1n;
+      const readers = Array.from(
+        { length: 20 },
+        (_, i) => new WatchReader(s, `/m/${i}/`, { fromRevision: from }),
+      );
+      const valueOf = (m: WatchMessage | undefined) =>
+        m?.type === 'put' ? `${m.kv.key}=${m.kv.value}` : String(m?.type);
+      try {
+        for (let i = 0; i < 20; i++) await writer.put(`/m/${i}/k`, 'a');
+        for (const [i, r] of readers.entries())
+          expect(valueOf(await r.next(5000))).toBe(`/m/${i}/k=a`);
+        // Waiting for more: the watching client's main connection and its one blocking read
+        // (however many watches), and the writer's connection.
+        const second = readers.map((r) => r.next(10_000));
+        const blocked = async () => (await clients()).filter((l) => / flags=\S*b/.test(l));
+        await eventually(async () => (await blocked()).length === 1, { what: 'one blocked read' });
+        expect((await clients()).length).toBe(base + 3);
+        // Its connection killed: the watches go on (they read at each quiet spell meanwhile),
+        // and it comes back.
+        const id = /\bid=(\d+)/.exec((await blocked())[0]!)![1]!;
+        await raw.call('CLIENT', 'KILL', 'ID', id);
+        for (let i = 0; i < 20; i++) await writer.put(`/m/${i}/k`, 'b');
+        for (const [i, m] of (await Promise.all(second)).entries())
+          expect(valueOf(m)).toBe(`/m/${i}/k=b`);
+        const third = readers.map((r) => r.next(10_000));
+        await eventually(
+          async () => {
+            const now = await blocked();
+            return now.length === 1 && !now[0]!.includes(`id=${id} `);
+          },
+          { what: 'the blocking read back on a new connection' },
+        );
+        expect((await clients()).length).toBe(base + 3);
+        for (const r of readers) r.close();
+        expect((await Promise.all(third)).every((m) => m === undefined)).toBe(true);
+      } finally {
+        for (const r of readers) r.close();
+      }
     });
 
     it('bounds the history stream and reloads its script after SCRIPT FLUSH', async () => {
