@@ -136,7 +136,8 @@ describeIntegration(
         }
       })();
       let churning = true;
-      void churn.finally(() => (churning = false));
+      const stopChurning = () => (churning = false);
+      churn.then(stopChurning, stopChurning);
       while (churning || renewals < 20) {
         if (await keeper.renew()) renewals++;
         else failures.push(renewals);

@@ -159,14 +159,16 @@ describeIntegration('etcd adapter under faults', { commands: ['etcd'] }, () => {
       }
     });
     await eventually(() => acked.size >= 100, { what: '100 writes before the fault' });
-    expect(await cluster.leader()).toBe(leader);
-    await cluster.kill(leader);
+    // The leader now (on a loaded machine an election may have moved it since: then the
+    // watch's member survives and only the writers see the fault).
+    const killed = await cluster.leader();
+    await cluster.kill(killed);
     const beforeRestart = acked.size;
     await eventually(() => acked.size >= beforeRestart + 100, {
       timeoutMs: 30_000,
       what: 'writes going on without the old leader',
     });
-    await cluster.restart(leader);
+    await cluster.restart(killed);
     const afterRestart = acked.size;
     await eventually(() => acked.size >= afterRestart + 100, {
       timeoutMs: 30_000,
@@ -189,7 +191,7 @@ describeIntegration('etcd adapter under faults', { commands: ['etcd'] }, () => {
     for (let i = 1; i < revs.length; i++) expect(revs[i]! > revs[i - 1]!).toBe(true);
     expect(revs).toEqual([...stored.values()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     console.log(
-      `leader killed and restarted: ${acked.size} writes acknowledged, ${failures} failed (not acknowledged), ${events.length} events watched`,
+      `leader killed and restarted${killed === leader ? ' (the watch was on it)' : ' (leadership had moved: the watch was not on it)'}: ${acked.size} writes acknowledged, ${failures} failed (not acknowledged), ${events.length} events watched`,
     );
   }, 180_000);
 });

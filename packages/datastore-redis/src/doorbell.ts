@@ -104,9 +104,11 @@ export class StreamDoorbell {
           baseMs: 50,
           maxMs: this.opts.maxReconnectDelayMs,
         });
-        logger.debug(
-          { err: (e as Error).message, retryInMs: delay },
-          'watch doorbell interrupted; watches poll until it is back',
+        // Once is a reconnect; again and again (say, a proxy that refuses blocking reads)
+        // leaves every watch reading only at each quiet spell: worth an operator's eye.
+        logger[attempt > 3 ? 'warn' : 'debug'](
+          { err: (e as Error).message, retryInMs: delay, attempt },
+          'watch doorbell interrupted; watches read at each quiet spell until it is back',
         );
         await sleep(delay, { signal: this.stop.signal }).catch(() => undefined);
       }

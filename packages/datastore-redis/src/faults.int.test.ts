@@ -77,7 +77,9 @@ describeIntegration('redis adapter under faults', { commands: ['redis-server'] }
       cutDone = true;
       await within(60_000, 'the whole catch-up', watching);
       ac.abort();
-      expect(proxy.connections).toBeGreaterThan(1); // the cut one, then its reconnection
+      // The cut one, then its reconnection (the catch-up reads on the main connection; the
+      // doorbell's own connection only opens once a watch has caught up and waits).
+      expect(proxy.connections).toBeGreaterThan(1);
       expect(beforeCut).toBeGreaterThan(0);
       expect(beforeCut).toBeLessThan(total);
       expect(seen).toHaveLength(total);
@@ -122,7 +124,8 @@ describeIntegration('redis adapter under faults', { commands: ['redis-server'] }
     try {
       const t0 = Date.now();
       expect(describeMessage(await w2.next(5000))).toBe('del /l/c');
-      expect(Date.now() - t0).toBeLessThan(2000);
+      // The 1 s TTL, the 500 ms sweep, and room for a loaded machine.
+      expect(Date.now() - t0).toBeLessThan(2500);
     } finally {
       w2.close();
     }

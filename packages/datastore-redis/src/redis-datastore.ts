@@ -193,6 +193,8 @@ export class RedisDatastore implements Datastore {
     this.sweepIntervalMs = opts.leaseSweepIntervalMs ?? 500;
     this.maxReconnectDelayMs = opts.maxReconnectDelayMs ?? 2000;
     this.blockMs = opts.watchBlockMs ?? 5000;
+    if (!Number.isInteger(this.blockMs) || this.blockMs < 1)
+      throw new InvalidArgumentError('watchBlockMs must be a whole number >= 1');
     this.client = new Redis(this.connectionOptions('main'));
     this.client.on('error', (e: Error) =>
       this.logger.debug({ err: e.message }, 'redis connection error'),
@@ -771,6 +773,8 @@ export class RedisDatastore implements Datastore {
         } catch (e) {
           if (halt.signal.aborted || this.closed) return;
           verify = true;
+          // A read too big to arrive within the request timeout must not be asked again as is.
+          count = Math.max(1, Math.floor(count / 4));
           const delay = backoffDelay(attempt++, { baseMs: 50, maxMs: this.maxReconnectDelayMs });
           this.logger.warn(
             { prefix, resumeFrom: next.toString(), err: (e as Error).message, retryInMs: delay },

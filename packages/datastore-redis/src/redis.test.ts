@@ -374,4 +374,10 @@ describe('RedisDatastore options', () => {
       () => new RedisDatastore({ redis, waitForReplicas: { replicas: 0, timeoutMs: 10 } }),
     ).toThrow(/replicas >= 1/);
   });
+
+  it('refuses a watch wait of 0 (every quiet watch would spin)', () => {
+    const redis = { host: '127.0.0.1', port: 1, lazyConnect: true };
+    expect(() => new RedisDatastore({ redis, watchBlockMs: 0 })).toThrow(/watchBlockMs/);
+    expect(() => new RedisDatastore({ redis, watchBlockMs: 1.5 })).toThrow(InvalidArgumentError);
+  });
 });

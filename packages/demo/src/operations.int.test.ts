@@ -103,7 +103,8 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
         const before = await driver.waitForPortStatus(port.id, 'down', { timeoutMs: 5_000 });
         expect(before.reason).toBe(`interface ${port.interfaceName} does not exist`);
         // Nova plugs the VM; the orchestrator waits for "up"…
-        const up = driver.waitForPortStatus(port.id, 'up', { timeoutMs: 10_000 });
+        const up = driver.waitForPortStatus(port.id, 'up', { timeoutMs: 20_000 });
+        up.catch(() => undefined); // awaited below; a step in between may fail first
         const vm = await bed.addVm(host, {
           name: `vm-${port.id.slice(0, 8)}`,
           tapName: port.interfaceName,
@@ -150,7 +151,8 @@ for (const backend of ['memory', 'etcd', 'redis'] as const)
         const { driver, bed } = cluster;
         const port = await newPort('compute-1');
         const ip = port.fixedIps[0]!.ipAddress;
-        const up = driver.waitForPortStatus(port.id, 'up', { timeoutMs: 10_000 });
+        const up = driver.waitForPortStatus(port.id, 'up', { timeoutMs: 20_000 });
+        up.catch(() => undefined); // awaited below; a step in between may fail first
         await driver.waitForPortStatus(port.id, 'down', { timeoutMs: 5_000 }); // compute-1 has it
         // Rescheduled before its VM was plugged: the VM comes up on compute-2.
         await driver.bindPort(port.id, 'compute-2');

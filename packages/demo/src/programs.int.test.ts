@@ -54,11 +54,17 @@ describeIntegration(
         { stderrToLines: true },
       );
       const log: string[] = [];
-      void (async () => {
+      const drained = (async () => {
         for await (const l of child.lines) log.push(l);
       })();
       const said = (msg: string) => log.some((l) => l.includes(`"msg":"${msg}"`));
-      return { child, log, said, health };
+      /** The exit, once everything it wrote has been read ('exit' may come before the last lines). */
+      const exited = async () => {
+        const exit = await child.exited;
+        await drained;
+        return exit;
+      };
+      return { child, log, said, health, exited };
     };
 
     for (const program of PROGRAMS) {
@@ -75,14 +81,14 @@ describeIntegration(
         );
         expect(ready, p.log.join('\n')).toBe(503);
         p.child.kill('SIGTERM');
-        const exit = await p.child.exited;
+        const exit = await p.exited();
         expect(exit, p.log.join('\n')).toMatchObject({ exitCode: 0, signal: null });
         expect(p.said('stopping before start completed')).toBe(true);
       });
 
       it(`${program.name}: a datastore that refuses its credentials stops it at start with exit 1, saying why`, async () => {
         const p = await start(program, `redis://127.0.0.1:${guarded.port}/?namespace=programs`);
-        const exit = await p.child.exited;
+        const exit = await p.exited();
         expect(exit, p.log.join('\n')).toMatchObject({ exitCode: 1, signal: null });
         const why = p.log.find((l) => l.includes('"msg":"could not start"'));
         expect(why, p.log.join('\n')).toMatch(/redis refused: NOAUTH/);
@@ -97,7 +103,7 @@ describeIntegration(
           { timeoutMs: 20_000, what: `${program.name} ready` },
         );
         p.child.kill('SIGTERM');
-        const exit = await p.child.exited;
+        const exit = await p.exited();
         expect(exit, p.log.join('\n')).toMatchObject({ exitCode: 0, signal: null });
         expect(p.said('stopping')).toBe(true);
       });

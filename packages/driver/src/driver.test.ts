@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Container } from 'inversify';
 import { ManualClock } from '@calyx/core';
+import { eventually } from '@calyx/core/testing';
 import { MemoryDatastore, MemoryEngine, createMemoryDatastore } from '@calyx/datastore-memory';
 import { StatusReporter, datastoreModule } from '@calyx/datastore';
 import { interceptDatastore } from '@calyx/datastore/testing';
@@ -498,6 +499,61 @@ describe('port status and agent liveness', () => {
     await expect(driver.waitForPortStatus('nope', 'up')).rejects.toThrow(ResourceNotFoundError);
     await agent.close({ revoke: true });
     await agent2.close({ revoke: true });
+  });
+
+  it('does not take the report about a port deleted and created again just before its first read', async () => {
+    const { clock, driver, agent, port } = await setup();
+    await port('p1', 'compute-1');
+    const rev1 = (await driver.getPortStatus('p1')).portRevision;
+    agent.report(new Map([['p1', { status: 'up', reason: '', endpointRevision: rev1 }]]), {
+      inSync: true,
+    });
+    await agent.flush();
+    // Between the wait locating the port and its first read, the port is replaced.
+    let replaced = false;
+    const racing = new CalyxDriver(
+      interceptDatastore(driver.store, (inner) => ({
+        txn: async (req) => {
+          if (!replaced && req.success.length > 0 && req.success.every((o) => o.type === 'get')) {
+            replaced = true;
+            await driver.deletePort('p1');
+            await port('p1', 'compute-1');
+          }
+          return inner.txn(req);
+        },
+      })),
+    );
+    const waiting = racing.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 });
+    let settled = false;
+    void waiting.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await eventually(() => replaced, { what: 'the port replaced' });
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    const now = await driver.getPortStatus('p1');
+    expect(now).toMatchObject({ status: 'up', reportedRevision: rev1, stale: true });
+    agent.report(
+      new Map([['p1', { status: 'up', reason: '', endpointRevision: now.portRevision }]]),
+      {
+        inSync: true,
+      },
+    );
+    clock.advance(100);
+    await agent.flush();
+    expect(await waiting).toMatchObject({ reportedRevision: now.portRevision, stale: false });
+    await agent.close({ revoke: true });
+  });
+
+  it('ends at once for a location left without its port record (no endless re-reading)', async () => {
+    const { driver, agent, port } = await setup();
+    await port('p1', 'compute-1');
+    await driver.store.delete(keys.endpoint('compute-1', 'p1'));
+    await expect(driver.waitForPortStatus('p1', 'up', { timeoutMs: 5_000 })).rejects.toThrow(
+      ResourceNotFoundError,
+    );
+    await agent.close({ revoke: true });
   });
 
   it('reads again when its watch’s history was compacted away', async () => {

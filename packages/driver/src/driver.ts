@@ -790,10 +790,14 @@ export class CalyxDriver {
     const seen: { last?: PortStatus } = {};
     try {
       while (!stop.signal.aborted) {
-        const port = await this.locate(id);
+        const location = await this.client.get('EndpointLocation', keys.endpointLocation(id));
+        const port =
+          location && (await this.client.get('Endpoint', keys.endpoint(location.value.host, id)));
         if (!port) {
-          // Between reading its location and its record, the port may have moved: look again.
-          if (await this.client.get('EndpointLocation', keys.endpointLocation(id))) continue;
+          // Between reading its location and its record, the port may have moved: look again
+          // (only then — a location without its record would otherwise spin).
+          const again = await this.client.get('EndpointLocation', keys.endpointLocation(id));
+          if (location && again && again.modRevision !== location.modRevision) continue;
           throw new ResourceNotFoundError('Port', id);
         }
         const reached = await this.waitWhereBound(port, wanted, stop.signal, seen);
@@ -847,6 +851,7 @@ export class CalyxDriver {
       compares: [],
       success: [
         { type: 'get', key: locationKey },
+        { type: 'get', key: port.key },
         ...(statusKey ? [{ type: 'get' as const, key: statusKey }] : []),
       ],
     });
@@ -854,9 +859,11 @@ export class CalyxDriver {
       const r = read.results[i];
       return r?.type === 'get' ? r.kv : undefined;
     };
+    // Still the port that was located (not moved, nor deleted and created again since)?
     const location = kvOf(0);
     if (!location || decodeResource('EndpointLocation', location).value.host !== host) return;
-    seen.last = statusOf(kvOf(1));
+    if (kvOf(1)?.modRevision !== port.modRevision) return;
+    seen.last = statusOf(kvOf(2));
     if (reached(seen.last)) return seen.last;
     const round = new AbortController();
     const endRound = () => round.abort();

@@ -9,7 +9,7 @@ export {
   type VmAddressV6,
 } from './testbed.js';
 export { Pinger, type PingStats } from './pinger.js';
-export { freePort } from './ports.js';
+export { freePort, freePorts } from './ports.js';
 export { newRunId, creatorPid } from './names.js';
 export {
   startEtcd,

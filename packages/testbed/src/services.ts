@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '@calyx/core';
-import { freePort } from './ports.js';
+import { freePort, freePorts } from './ports.js';
 import { stopPids } from './testbed.js';
 
 /** A server process this run started: stopped by its PID, data dir removed. */
@@ -118,11 +118,12 @@ export class EtcdCluster implements AsyncDisposable {
 
   static async start(size = 3): Promise<EtcdCluster> {
     const specs = [];
+    const ports = await freePorts(2 * size);
     for (let i = 0; i < size; i++)
       specs.push({
         name: `m${i}`,
-        clientPort: await freePort(),
-        peerPort: await freePort(),
+        clientPort: ports[2 * i]!,
+        peerPort: ports[2 * i + 1]!,
         dataDir: await mkdtemp(join(tmpdir(), `calyx-etcd-m${i}-`)),
       });
     const initialCluster = specs.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
@@ -273,11 +274,35 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
   };
 }
 
+/**
+ * Starts a service on ports chosen a moment ago; should another process have bound one
+ * meanwhile (test files run in parallel), again on new ports.
+ */
+async function onFreePorts<T>(auto: boolean, start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (!auto || attempt >= 3 || !/address already in use/i.test((e as Error).message)) throw e;
+    }
+  }
+}
+
 /** Debian's etcd on free loopback ports with a temporary data dir. */
-export async function startEtcd(opts: EtcdOptions = {}): Promise<StartedEtcd> {
+export function startEtcd(opts: EtcdOptions = {}): Promise<StartedEtcd> {
+  return onFreePorts(opts.clientPort === undefined && opts.peerPort === undefined, () =>
+    startEtcdOnce(opts),
+  );
+}
+
+async function startEtcdOnce(opts: EtcdOptions): Promise<StartedEtcd> {
   const name = opts.name ?? 'calyx-test';
-  const clientPort = opts.clientPort ?? (await freePort());
-  const peerPort = opts.peerPort ?? (await freePort());
+  const [freeClient, freePeer] =
+    opts.clientPort === undefined || opts.peerPort === undefined
+      ? await freePorts(2)
+      : [undefined, undefined];
+  const clientPort = opts.clientPort ?? freeClient!;
+  const peerPort = opts.peerPort ?? freePeer!;
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'calyx-etcd-')));
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const clientUrl = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
@@ -354,9 +379,16 @@ export interface StartedRedis extends StartedService {
 }
 
 /** Debian's redis-server on a free loopback port, no persistence, temporary dir. */
-export async function startRedis(
+export function startRedis(
   opts: { port?: number; extraArgs?: string[] } = {},
 ): Promise<StartedRedis> {
+  return onFreePorts(opts.port === undefined, () => startRedisOnce(opts));
+}
+
+async function startRedisOnce(opts: {
+  port?: number;
+  extraArgs?: string[];
+}): Promise<StartedRedis> {
   const port = opts.port ?? (await freePort());
   const dataDir = await mkdtemp(join(tmpdir(), 'calyx-redis-'));
   const child = spawn(

@@ -177,6 +177,8 @@ export class Testbed implements AsyncDisposable {
     await this.exec(netns, ['ip', 'addr', 'add', `${host.ipv4}/24`, 'dev', 'fab0']);
     await this.exec(netns, ['ip', '-6', 'addr', 'add', `${host.ipv6}/64`, 'dev', 'fab0', 'nodad']);
     await this.exec(netns, ['ip', 'link', 'set', 'fab0', 'up']);
+    // Carrier on (the bridge side is up too) before anyone sends over it.
+    await this.waitForOperUp(netns, 'fab0');
     this.hosts.set(name, host);
     return host;
   }
@@ -336,6 +338,7 @@ export class Testbed implements AsyncDisposable {
     const t0 = performance.now();
     const deadline = t0 + timeoutMs;
     let why = '';
+    let restarts = 0;
     while (performance.now() < deadline) {
       const pinger = this.startPinger(from, target, 20);
       let timer: NodeJS.Timeout | undefined;
@@ -358,7 +361,7 @@ export class Testbed implements AsyncDisposable {
         clearTimeout(timer);
         await pinger.stop();
       }
-      await sleep(20);
+      await sleep(Math.min(200, 20 * 2 ** restarts++));
     }
     throw new Error(
       `no ping reply from ${target} to ${from.name} within ${timeoutMs} ms${why ? ` (last: ${why})` : ''}`,
