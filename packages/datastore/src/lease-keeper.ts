@@ -6,6 +6,7 @@ import {
   type Logger,
   type TimerHandle,
 } from '@calyx/core';
+import { isRefusal } from './access.js';
 import { LeaseNotFoundError } from './errors.js';
 import type { Datastore, LeaseId } from './types.js';
 
@@ -98,7 +99,7 @@ export class LeaseKeeper {
         this.markLost('expired');
         return;
       }
-      this.logger.warn(
+      this.logger[isRefusal(e) ? 'error' : 'warn'](
         { err: e instanceof Error ? e.message : String(e) },
         'lease keepalive failed; retrying',
       );

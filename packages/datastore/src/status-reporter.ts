@@ -7,6 +7,7 @@ import {
   type TimerHandle,
 } from '@calyx/core';
 import { keys, prefixes, type EndpointStatus } from '@calyx/model';
+import { isRefusal } from './access.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { ResourceClient, encodeResource } from './resource-client.js';
 import type { Datastore, TxnOp } from './types.js';
@@ -78,7 +79,11 @@ export class StatusReporter {
       retryMaxMs: 5_000,
       onError: (e) => {
         this.opts.onError?.(e);
-        this.logger.warn({ err: (e as Error).message }, 'status write failed; retrying');
+        // A refusal (credentials, role) needs an operator: error, not warn.
+        this.logger[isRefusal(e) ? 'error' : 'warn'](
+          { err: (e as Error).message },
+          'status write failed; retrying',
+        );
       },
     });
   }
