@@ -138,10 +138,10 @@ function written(r: TxnOpResult | undefined): KeyValue {
  * revision carrying its events); lists are paginated and pinned to the revision of their
  * first page by undoing, from the stream, what changed after it; a watch reads the stream
  * (woken by the client's one blocking `StreamDoorbell`) from the revision after the last it
- * delivered, so reconnects lose
- * and repeat nothing, and a gap in the stream (trimmed history) ends it with the resync
- * signal. Lease expiry is swept by every client and by every mutation, on the server's clock.
- * Writes are never retried behind the caller's back; reads are, while Redis is unreachable.
+ * delivered, so reconnects lose and repeat nothing, and a gap in the stream (trimmed
+ * history) ends it with the resync signal. Lease expiry is swept by every client and by
+ * every mutation, on the server's clock. Writes are never retried behind the caller's back;
+ * reads are, while Redis is unreachable.
  */
 export class RedisDatastore implements Datastore {
   readonly client: Redis;
@@ -238,7 +238,7 @@ export class RedisDatastore implements Datastore {
       connectTimeout: this.opts.redis.connectTimeout ?? this.requestTimeoutMs,
       commandTimeout:
         kind === 'main' ? this.requestTimeoutMs : this.blockMs + this.requestTimeoutMs,
-      // The main connection reconnects by itself; a watch makes a new connection per attempt.
+      // The main connection reconnects by itself; the doorbell makes a new one per attempt.
       retryStrategy:
         kind === 'main'
           ? (times: number) =>

@@ -112,9 +112,10 @@ export class Syncer implements AsyncIterable<SyncerMessage> {
         });
         // A refusal (credentials, role) needs an operator; it is retried all the same, since
         // the fix is made on the datastore's side.
-        this.logger[isRefusal(e) ? 'error' : 'warn'](
+        const refused = isRefusal(e);
+        this.logger[refused ? 'error' : 'warn'](
           { err: e instanceof Error ? e.message : String(e), retryInMs: delay },
-          isRefusal(e)
+          refused
             ? 'syncer: the datastore refuses access, will retry'
             : 'syncer: datastore error, will re-list',
         );

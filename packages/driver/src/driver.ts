@@ -23,6 +23,7 @@ import {
   type BgpPeer,
   type BgpPeerInput,
   type Endpoint,
+  type EndpointLocation,
   type EndpointInput,
   type EndpointStatus,
   type HostStatus,
@@ -713,13 +714,7 @@ export class CalyxDriver {
   async getPortStatus(id: string): Promise<PortStatus> {
     const port = await this.locate(id);
     if (!port) throw new ResourceNotFoundError('Port', id);
-    if (port.value.host === null)
-      return {
-        ...statusEvent(id, '', undefined),
-        reason: 'not bound',
-        portRevision: port.modRevision,
-        stale: false,
-      };
+    if (port.value.host === null) return notBound(id, port.modRevision);
     const st = await this.client.get('EndpointStatus', keys.endpointStatus(port.value.host, id));
     return withPort(statusEvent(id, port.value.host, st?.value), port.modRevision);
   }
@@ -791,16 +786,8 @@ export class CalyxDriver {
     try {
       while (!stop.signal.aborted) {
         const location = await this.client.get('EndpointLocation', keys.endpointLocation(id));
-        const port =
-          location && (await this.client.get('Endpoint', keys.endpoint(location.value.host, id)));
-        if (!port) {
-          // Between reading its location and its record, the port may have moved: look again
-          // (only then — a location without its record would otherwise spin).
-          const again = await this.client.get('EndpointLocation', keys.endpointLocation(id));
-          if (location && again && again.modRevision !== location.modRevision) continue;
-          throw new ResourceNotFoundError('Port', id);
-        }
-        const reached = await this.waitWhereBound(port, wanted, stop.signal, seen);
+        if (!location) throw new ResourceNotFoundError('Port', id);
+        const reached = await this.waitWhereBound(location, wanted, stop.signal, seen);
         if (reached) return reached;
       }
     } finally {
@@ -820,38 +807,26 @@ export class CalyxDriver {
   }
 
   /**
-   * One round of waitForPortStatus, for the port where it is bound now: the status that
+   * One round of waitForPortStatus, for the port where `location` says it is: the status that
    * reached `wanted`, or undefined when the port moved or went away, a watch's history was
    * compacted (read again), or `signal` aborted.
    */
   private async waitWhereBound(
-    port: Stored<Endpoint>,
+    location: Stored<EndpointLocation>,
     wanted: EndpointStatus['status'],
     signal: AbortSignal,
     seen: { last?: PortStatus },
   ): Promise<PortStatus | undefined> {
-    const { id, host } = port.value;
-    const locationKey = keys.endpointLocation(id);
+    const { id, host } = location.value;
+    const locationKey = location.key;
     const statusKey = host === null ? undefined : keys.endpointStatus(host, id);
-    const statusOf = (kv: KeyValue | undefined): PortStatus =>
-      host === null
-        ? {
-            ...statusEvent(id, '', undefined),
-            reason: 'not bound',
-            portRevision: port.modRevision,
-            stale: false,
-          }
-        : withPort(
-            statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined),
-            port.modRevision,
-          );
-    const reached = (s: PortStatus) => s.status === wanted && !s.stale;
-    // A read-only transaction: exactly these keys, and the revision to watch on from.
+    // One read-only transaction: the location again, the port's record and its status at one
+    // revision — the revision the watches start from.
     const read = await this.store.txn({
       compares: [],
       success: [
         { type: 'get', key: locationKey },
-        { type: 'get', key: port.key },
+        { type: 'get', key: keys.endpoint(host, id) },
         ...(statusKey ? [{ type: 'get' as const, key: statusKey }] : []),
       ],
     });
@@ -859,10 +834,20 @@ export class CalyxDriver {
       const r = read.results[i];
       return r?.type === 'get' ? r.kv : undefined;
     };
-    // Still the port that was located (not moved, nor deleted and created again since)?
-    const location = kvOf(0);
-    if (!location || decodeResource('EndpointLocation', location).value.host !== host) return;
-    if (kvOf(1)?.modRevision !== port.modRevision) return;
+    // Moved, or deleted (and perhaps created again) since the location was read: look again.
+    if (kvOf(0)?.modRevision !== location.modRevision) return;
+    const endpoint = kvOf(1);
+    // A location without its record, at one revision: no such port.
+    if (!endpoint) throw new ResourceNotFoundError('Port', id);
+    const portRevision = endpoint.modRevision;
+    const statusOf = (kv: KeyValue | undefined): PortStatus =>
+      host === null
+        ? notBound(id, portRevision)
+        : withPort(
+            statusEvent(id, host, kv ? decodeResource('EndpointStatus', kv).value : undefined),
+            portRevision,
+          );
+    const reached = (s: PortStatus) => s.status === wanted && !s.stale;
     seen.last = statusOf(kvOf(2));
     if (reached(seen.last)) return seen.last;
     const round = new AbortController();
@@ -965,6 +950,10 @@ function agentNotAlive(host: string): HostUnavailableError {
     host,
     'its agent is not alive (no liveness record: never started, or expired)',
   );
+}
+
+function notBound(portId: string, portRevision: bigint): PortStatus {
+  return { ...statusEvent(portId, '', undefined), reason: 'not bound', portRevision, stale: false };
 }
 
 function statusEvent(

@@ -66,11 +66,6 @@ export class Pinger {
     this.waiters = [];
   }
 
-  /** Set once ping has exited: why. */
-  get endedBecause(): Error | undefined {
-    return this.ended;
-  }
-
   /** performance.now() of the first reply, if any. */
   get firstReplyTime(): number | undefined {
     return this.firstReplyAt;
